@@ -1,0 +1,71 @@
+"""The two rules for massive channels, applied to recorded statistics without re-running a model."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import schema as S
+from .reader import Session
+
+
+def top_channels(mean_abs: np.ndarray, k: int) -> np.ndarray:
+    """The paper's rule: per block (last axis = channels), the k channels of largest mean |x|, largest first."""
+    k = min(k, mean_abs.shape[-1])
+    order = np.argsort(-mean_abs, axis=-1, kind="stable")
+    return order[..., :k]
+
+
+def bottom_channels(mean_abs: np.ndarray, k: int) -> np.ndarray:
+    """The k channels of smallest mean |x| per block, smallest first: the paper's control."""
+    k = min(k, mean_abs.shape[-1])
+    return np.argsort(mean_abs, axis=-1, kind="stable")[..., :k]
+
+
+def sun_massive(
+    max_abs: np.ndarray, median_abs: np.ndarray, absolute: float = S.SUN_ABSOLUTE, relative: float = S.SUN_RELATIVE
+) -> np.ndarray:
+    """Sun et al.'s rule: channels whose |x| exceeds `absolute` and `relative` times the block's median."""
+    median = np.asarray(median_abs)[..., None]
+    return (max_abs > absolute) & (max_abs > relative * median)
+
+
+def max_over_median(max_abs: np.ndarray, median_abs: np.ndarray) -> np.ndarray:
+    """Largest channel magnitude over the block's median |x| (the massive-activation ratio)."""
+    return max_abs.max(axis=-1) / np.maximum(median_abs, np.finfo(np.float32).tiny)
+
+
+@dataclass
+class BlockSummary:
+    block: str
+    stream: str
+    top_channels: list[int]
+    max_over_median: float
+    max_abs: float
+    sun_channels: list[int]
+
+
+def summarize(session: Session, k: int | None = None) -> list[BlockSummary]:
+    """Per block and stream over all finished steps: channels ranked by mean |x|, and the massive ratio."""
+    if session.steps_done == 0:
+        return []
+    k = k or session.k
+    out = []
+    for stream in session.streams:
+        mean = session.mean_abs(stream).mean(axis=0)
+        peak = session.max_abs(stream).max(axis=0)
+        ratio = max_over_median(session.max_abs(stream), session.median_abs(stream)).max(axis=0)
+        sun = sun_massive(session.max_abs(stream), session.median_abs(stream)).any(axis=0)
+        ranked = top_channels(mean, k)
+        for i, name in enumerate(session.blocks(stream)):
+            out.append(
+                BlockSummary(
+                    block=name,
+                    stream=stream,
+                    top_channels=[int(c) for c in ranked[i]],
+                    max_over_median=float(ratio[i]),
+                    max_abs=float(peak[i].max()),
+                    sun_channels=[int(c) for c in np.flatnonzero(sun[i])],
+                )
+            )
+    return out

@@ -1,0 +1,185 @@
+"""Lazy, validating access to a session file: opening reads attributes only."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from . import schema as S
+
+
+class SessionError(Exception):
+    """A session file that cannot be used, with a message meant for the user."""
+
+
+def open_session(path: str | Path) -> "Session":
+    return Session(path)
+
+
+def _read(ds: h5py.Dataset, key: Any = ()) -> np.ndarray:
+    try:
+        return ds[key]
+    except (OSError, RuntimeError) as exc:
+        raise SessionError(f"{ds.file.filename}: damaged data in {ds.name} ({exc})") from None
+
+
+class Session:
+    """One open session file. Arrays are read on demand, never all at open."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise SessionError(f"{self.path}: no such file")
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError as exc:
+            raise SessionError(f"{self.path}: not a readable HDF5 file, or truncated or corrupt ({_short(exc)})") from None
+        try:
+            self._validate()
+        except SessionError:
+            self._file.close()
+            raise
+
+    def _validate(self) -> None:
+        attrs = self._file.attrs
+        if attrs.get(S.ATTR_SCHEMA) != S.SCHEMA_NAME:
+            raise SessionError(f"{self.path}: not a MassiveLens session (no '{S.SCHEMA_NAME}' schema attribute)")
+        version = int(attrs.get(S.ATTR_VERSION, -1))
+        if version > S.SCHEMA_VERSION:
+            raise SessionError(
+                f"{self.path}: written by a newer MassiveLens (schema v{version}); this version reads up to v{S.SCHEMA_VERSION}"
+            )
+        if version < 1:
+            raise SessionError(f"{self.path}: invalid schema version {version}")
+        required = [S.TIMESTEPS, S.GRID, f"{S.BLOCKS}/image", f"image/{S.MEAN_ABS}", f"image/{S.TOP_CHANNELS}"]
+        missing = [name for name in required if name not in self._file]
+        if missing:
+            raise SessionError(f"{self.path}: damaged session, missing {', '.join(missing)}")
+
+    # Run description -------------------------------------------------------------------------
+    @property
+    def info(self) -> dict[str, Any]:
+        """Run attributes, JSON ones decoded; plain Python values."""
+        attrs = self._file.attrs
+        out: dict[str, Any] = {name: _plain(attrs[name]) for name in S.RUN_ATTRS if name in attrs}
+        for name in S.JSON_ATTRS:
+            if name in attrs:
+                out[name] = json.loads(attrs[name])
+        out[S.ATTR_KIND] = _plain(attrs.get(S.ATTR_KIND, "record"))
+        return out
+
+    @property
+    def complete(self) -> bool:
+        return bool(self._file.attrs[S.ATTR_COMPLETE])
+
+    @property
+    def steps_done(self) -> int:
+        return int(self._file.attrs[S.ATTR_STEPS_DONE])
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        h, w = _read(self._file[S.GRID])
+        return int(h), int(w)
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        return tuple(s for s in S.STREAMS if f"{S.BLOCKS}/{s}" in self._file)
+
+    def blocks(self, stream: str = "image") -> list[str]:
+        return [b.decode() if isinstance(b, bytes) else str(b) for b in _read(self._file[f"{S.BLOCKS}/{stream}"])]
+
+    def channels(self, stream: str = "image") -> int:
+        return int(self._file[f"{stream}/{S.MEAN_ABS}"].shape[2])
+
+    @property
+    def k(self) -> int:
+        return int(self._file[f"image/{S.TOP_CHANNELS}"].shape[2])
+
+    @property
+    def timesteps(self) -> np.ndarray:
+        return _read(self._file[S.TIMESTEPS], slice(0, self.steps_done))
+
+    # Statistics --------------------------------------------------------------------------------
+    def _stat(self, stream: str, key: str, step: int | None) -> np.ndarray:
+        ds = self._file[f"{stream}/{key}"]
+        if step is None:
+            return _read(ds, slice(0, self.steps_done))
+        self._check_step(step)
+        return _read(ds, step)
+
+    def _check_step(self, step: int) -> None:
+        if not 0 <= step < self.steps_done:
+            raise SessionError(f"{self.path}: step {step} not recorded (steps done: {self.steps_done})")
+
+    def mean_abs(self, stream: str = "image", step: int | None = None) -> np.ndarray:
+        """(blocks, channels) at one step, or (steps_done, blocks, channels)."""
+        return self._stat(stream, S.MEAN_ABS, step)
+
+    def max_abs(self, stream: str = "image", step: int | None = None) -> np.ndarray:
+        return self._stat(stream, S.MAX_ABS, step)
+
+    def median_abs(self, stream: str = "image", step: int | None = None) -> np.ndarray:
+        """(blocks,) at one step, or (steps_done, blocks)."""
+        return self._stat(stream, S.MEDIAN_ABS, step)
+
+    def top_channels(self, step: int | None = None) -> np.ndarray:
+        """Image stream: (blocks, k) channel ids at one step, largest mean |x| first."""
+        return self._stat("image", S.TOP_CHANNELS, step)
+
+    def top_maps(self, step: int, block: int) -> np.ndarray:
+        """Image stream: (k, h, w) signed token maps of the top-k channels of one block and step."""
+        self._check_step(step)
+        return _read(self._file[f"image/{S.TOP_MAPS}"], (step, block))
+
+    def token_map(self, step: int, block: int, channel: int) -> np.ndarray | None:
+        """(h, w) map of one channel, from the top-k maps or the full hidden states; None if not recorded."""
+        top = self.top_channels(step)[block]
+        hits = np.flatnonzero(top == channel)
+        if hits.size:
+            return self.top_maps(step, block)[hits[0]]
+        hidden = self.hidden("image", self.blocks("image")[block])
+        if hidden is not None and step in hidden[1]:
+            values = _read(hidden[0], (list(hidden[1]).index(step), slice(None), channel))
+            return values.reshape(self.grid)
+        return None
+
+    def hidden_blocks(self, stream: str = "image") -> list[str]:
+        group = self._file.get(f"{S.HIDDEN}/{stream}")
+        return list(group.keys()) if group is not None else []
+
+    def hidden(self, stream: str, block: str) -> tuple[h5py.Dataset, list[int]] | None:
+        """Full hidden states of one block, lazily: the dataset (steps, tokens, channels) and its step ids."""
+        ds = self._file.get(f"{S.HIDDEN}/{stream}/{block}")
+        if ds is None:
+            return None
+        return ds, [int(s) for s in ds.attrs[S.HIDDEN_STEPS_ATTR]]
+
+    def image(self) -> np.ndarray | None:
+        ds = self._file.get(S.IMAGE)
+        return None if ds is None else _read(ds)
+
+    # Lifetime ------------------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._file.id.valid:
+            self._file.close()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).split("\n")[0][:160]

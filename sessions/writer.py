@@ -1,0 +1,103 @@
+"""Writes a session step by step so that a killed run leaves a readable, incomplete file."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from . import schema as S
+from .records import Layout, RunInfo, StepRecord
+
+_COMPRESSION = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+_CHUNK_BYTES = 1 << 20  # h5py's guidance: chunks between 10 KiB and 1 MiB
+
+
+class SessionWriter:
+    """Owns one open HDF5 file; every finished step is flushed before the next starts."""
+
+    def __init__(self, path: str | Path, info: RunInfo, layout: Layout, overwrite: bool = False):
+        self.path = Path(path)
+        if self.path.exists() and not overwrite:
+            raise FileExistsError(f"{self.path} exists; choose another name or allow overwriting")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.layout = layout
+        self.info = info
+        self._file = h5py.File(self.path, "w")
+        self._write_header(info, layout)
+        self._file.flush()
+
+    def _write_header(self, info: RunInfo, layout: Layout) -> None:
+        f = self._file
+        f.attrs[S.ATTR_SCHEMA] = S.SCHEMA_NAME
+        f.attrs[S.ATTR_VERSION] = S.SCHEMA_VERSION
+        f.attrs[S.ATTR_COMPLETE] = False
+        f.attrs[S.ATTR_STEPS_DONE] = 0
+        f.attrs[S.ATTR_KIND] = info.kind
+        for name in S.RUN_ATTRS:
+            if name != "created":
+                f.attrs[name] = getattr(info, name)
+        f.attrs["created"] = str(np.datetime_as_string(np.datetime64("now"), unit="s"))
+        for name in S.JSON_ATTRS:
+            f.attrs[name] = json.dumps(getattr(info, name), default=str, sort_keys=True)
+        f.create_dataset(S.TIMESTEPS, data=np.full(info.steps, np.nan))
+        f.create_dataset(S.GRID, data=np.asarray(layout.grid, dtype=np.int64))
+        steps, (h, w), k = info.steps, layout.grid, info.k
+        for stream, names in layout.blocks.items():
+            f.create_dataset(f"{S.BLOCKS}/{stream}", data=np.asarray(names, dtype=h5py.string_dtype()))
+            n, c = len(names), layout.channels[stream]
+            rows = max(1, min(n, _CHUNK_BYTES // (4 * c)))
+            for key in (S.MEAN_ABS, S.MAX_ABS):
+                self._create(f"{stream}/{key}", (steps, n, c), np.float32, (1, rows, c))
+            self._create(f"{stream}/{S.MEDIAN_ABS}", (steps, n), np.float32, (1, n))
+        n_img = len(layout.blocks["image"])
+        k = min(k, layout.channels["image"])
+        self._create(f"image/{S.TOP_CHANNELS}", (steps, n_img, k), np.int32, (1, n_img, k), fill=-1)
+        self._create(f"image/{S.TOP_MAPS}", (steps, n_img, k, h, w), np.float32, (1, 1, k, h, w))
+
+    def _create(self, name: str, shape: tuple, dtype, chunks: tuple, fill=np.nan) -> None:
+        self._file.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks, fillvalue=fill, **_COMPRESSION)
+
+    def write_step(self, record: StepRecord) -> None:
+        """Write one step, flush, then mark it done: the mark never runs ahead of the data."""
+        f, s = self._file, record.step
+        f[S.TIMESTEPS][s] = record.timestep
+        for stream, stats in record.stats.items():
+            f[f"{stream}/{S.MEAN_ABS}"][s] = stats.mean_abs
+            f[f"{stream}/{S.MAX_ABS}"][s] = stats.max_abs
+            f[f"{stream}/{S.MEDIAN_ABS}"][s] = stats.median_abs
+        f[f"image/{S.TOP_CHANNELS}"][s] = record.top_channels
+        f[f"image/{S.TOP_MAPS}"][s] = record.top_maps
+        for (stream, block), values in record.hidden.items():
+            self._hidden_dataset(stream, block, values)[self.layout.hidden_steps.index(s)] = values
+        f.flush()
+        f.attrs[S.ATTR_STEPS_DONE] = s + 1
+        f.flush()
+
+    def _hidden_dataset(self, stream: str, block: str, values: np.ndarray) -> h5py.Dataset:
+        name = f"{S.HIDDEN}/{stream}/{block}"
+        if name not in self._file:
+            shape = (len(self.layout.hidden_steps), *values.shape)
+            ds = self._file.create_dataset(
+                name, shape=shape, dtype=np.float32, chunks=(1, *values.shape), fillvalue=np.nan, **_COMPRESSION
+            )
+            ds.attrs[S.HIDDEN_STEPS_ATTR] = np.asarray(self.layout.hidden_steps, dtype=np.int64)
+        return self._file[name]
+
+    def finish(self, image: np.ndarray) -> None:
+        """Store the final image and mark the session complete."""
+        self._file.create_dataset(S.IMAGE, data=np.asarray(image, dtype=np.uint8))
+        self._file.flush()
+        self._file.attrs[S.ATTR_COMPLETE] = True
+        self.close()
+
+    def close(self) -> None:
+        if self._file.id.valid:
+            self._file.close()
+
+    def __enter__(self) -> "SessionWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

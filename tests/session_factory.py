@@ -1,0 +1,77 @@
+"""Synthetic sessions written through `sessions.writer`, with massive channels planted on purpose."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sessions.records import Layout, RunInfo, StepRecord, StreamStats
+from sessions.writer import SessionWriter
+
+PLANTED = (7, 3, 11)  # outlier channels, strongest first; only 7 passes Sun et al.'s 1000x rule
+_PLANTED_SCALE = (3000.0, 300.0, 150.0)  # peak |x| inside the subject; 5x less outside
+
+
+def synthetic_info(steps: int, k: int, prompt: str = "a small red circle on a blue background at top left") -> RunInfo:
+    return RunInfo(
+        model="synthetic",
+        pipeline_class="FluxPipeline",
+        transformer_class="FluxTransformer2DModel",
+        dtype="fp32",
+        device="cpu",
+        prompt=prompt,
+        negative_prompt="",
+        seed=0,
+        steps=steps,
+        guidance=3.5,
+        height=64,
+        width=64,
+        k=k,
+        scheduler="FlowMatchEulerDiscreteScheduler",
+    )
+
+
+def write_synthetic_session(
+    path: Path,
+    blocks: int = 4,
+    channels: int = 32,
+    steps: int = 3,
+    grid: tuple[int, int] = (8, 8),
+    k: int = 4,
+    complete: bool = True,
+    steps_written: int | None = None,
+    hidden_blocks: tuple[str, ...] = (),
+    seed: int = 0,
+) -> Path:
+    """A session whose image stream has PLANTED channels far above the rest, brighter on the top-left subject."""
+    rng = np.random.default_rng(seed)
+    names = {"image": [f"double.{i}" for i in range(blocks)], "text": [f"double.{i}" for i in range(blocks)]}
+    layout = Layout(
+        blocks=names,
+        channels={"image": channels, "text": channels},
+        grid=grid,
+        hidden_blocks=hidden_blocks,
+        hidden_steps=tuple(range(steps)) if hidden_blocks else (),
+    )
+    h, w = grid
+    writer = SessionWriter(path, synthetic_info(steps, k), layout)
+    for step in range(steps if steps_written is None else steps_written):
+        tokens = rng.normal(size=(blocks, h * w, channels)).astype(np.float32)
+        yy, xx = np.mgrid[:h, :w]
+        subject = ((yy < h // 2) & (xx < w // 2)).reshape(-1)
+        for c, scale in zip(PLANTED, _PLANTED_SCALE):
+            tokens[:, :, c] += np.where(subject, scale, scale / 5)
+        abs_tokens = np.abs(tokens)
+        mean = abs_tokens.mean(axis=1)
+        top = np.argsort(-mean, axis=1, kind="stable")[:, :k].astype(np.int32)
+        maps = np.stack([tokens[b][:, top[b]].T.reshape(k, h, w) for b in range(blocks)])
+        stats = StreamStats(mean, abs_tokens.max(axis=1), np.median(abs_tokens.reshape(blocks, -1), axis=1))
+        hidden = {("image", name): tokens[names["image"].index(name)] for name in hidden_blocks}
+        writer.write_step(
+            StepRecord(step, 1000.0 * (1 - step / steps), {"image": stats, "text": stats}, top, maps, hidden)
+        )
+    if complete:
+        writer.finish(rng.integers(0, 255, size=(64, 64, 3), dtype=np.uint8))
+    else:
+        writer.close()
+    return path
