@@ -89,6 +89,10 @@ def call_kwargs(pipe, adapter: Adapter, gen: Generation) -> dict:
         kwargs["guidance_scale"] = gen.guidance
     if "negative_prompt" in params:
         kwargs["negative_prompt"] = gen.negative_prompt
+    elif gen.negative_prompt:
+        raise BadRequest(f"{type(pipe).__name__} takes no negative prompt")
+    if "use_resolution_binning" in params:  # PixArt/Sana would generate at a binned size, not the token grid asked for
+        kwargs["use_resolution_binning"] = False
     return kwargs
 
 

@@ -58,6 +58,8 @@ def summarize(session: Session, k: int | None = None) -> list[BlockSummary]:
         sun = sun_massive(session.max_abs(stream), session.median_abs(stream)).any(axis=0)
         ranked = top_channels(mean, k)
         for i, name in enumerate(session.blocks(stream)):
+            if np.isnan(mean[i]).all():  # the block had no such stream output (SD3's last joint block: no text)
+                continue
             out.append(
                 BlockSummary(
                     block=name,

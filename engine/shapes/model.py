@@ -26,12 +26,12 @@ class ModelConfig:
     text_dim: int = 64
     text_layers: int = 2
     text_heads: int = 2
-    vae_channels: tuple[int, ...] = (32, 64, 64)
+    vae_channels: tuple[int, ...] = (16, 32, 32)
     latent_channels: int = 4
-    dit_heads: int = 4
+    dit_heads: int = 3
     dit_head_dim: int = 32
     dit_double_layers: int = 2
-    dit_single_layers: int = 4
+    dit_single_layers: int = 3
     rope_axes: tuple[int, int, int] = (8, 12, 12)
     scheduler_shift: float = 1.0
 

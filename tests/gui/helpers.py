@@ -1,0 +1,35 @@
+"""Driving and inspecting widgets the way a person would: clicks on cells, pixels of grabs."""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QWidget
+
+from gui.app import settle
+from gui.views.heatmap_plot import HeatmapPlot
+
+
+def click_cell(qtbot, plot: HeatmapPlot, row: int, col: int) -> None:
+    """Left-click the centre of a heatmap cell on screen."""
+    settle()
+    scene = plot.image.mapToScene(QPointF(col + 0.5, row + 0.5))
+    qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=plot.mapFromScene(scene))
+
+
+def pixels(image: QImage) -> np.ndarray:
+    image = image.convertToFormat(QImage.Format.Format_RGB888)
+    data = np.frombuffer(image.constBits(), dtype=np.uint8, count=image.sizeInBytes())
+    return data.reshape(image.height(), image.bytesPerLine())[:, : image.width() * 3].reshape(image.height(), image.width(), 3)
+
+
+def grab_pixels(widget: QWidget) -> np.ndarray:
+    settle()
+    return pixels(widget.grab().toImage())
+
+
+def assert_not_blank(rgb: np.ndarray) -> None:
+    """A real figure has many colours; a blank or single-colour grab has almost no variance."""
+    assert rgb.size > 0
+    assert rgb.std() > 20, f"image looks blank (std {rgb.std():.1f})"
+    assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 50

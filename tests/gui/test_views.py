@@ -1,0 +1,116 @@
+"""The linked views of one session: a click anywhere selects everywhere, and each view shows the file's data."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from gui.selection import Selection
+from gui.session_data import SessionData
+from gui.session_view import SessionView
+from gui.views.token_map import BESIDE, OVER
+from sessions.reader import open_session
+from tests.gui.helpers import assert_not_blank, click_cell, grab_pixels
+from tests.session_factory import PLANTED
+
+
+@pytest.fixture
+def view(qtbot, session_path):
+    selection = Selection()
+    widget = SessionView(selection)
+    qtbot.addWidget(widget)
+    widget.resize(1200, 800)
+    data = SessionData.open(session_path)
+    widget.set_data(data)
+    widget.show()
+    qtbot.waitExposed(widget)
+    yield widget
+    data.close()
+
+
+def test_selection_emits_once_with_the_changed_fields(qtbot):
+    selection = Selection()
+    with qtbot.waitSignal(selection.changed) as signal:
+        selection.set(block=2, channel=7, step=0)
+    assert signal.args == [frozenset({"block", "channel"})]
+    with qtbot.assertNotEmitted(selection.changed):
+        selection.set(block=2)
+    with pytest.raises(TypeError):
+        selection.set(colour="red")
+
+
+def test_clicking_a_heatmap_cell_selects_block_and_channel_everywhere(qtbot, view, session_path):
+    view.selection.set(step=1)
+    click_cell(qtbot, view.heatmap, row=2, col=7)
+    assert (view.selection.block, view.selection.channel) == (2, 7)
+    with open_session(session_path) as s:
+        expected = s.token_map(1, 2, 7)
+    np.testing.assert_array_equal(view.token_map.current_map(), expected)
+    assert (view.block.value(), view.channel.value()) == (2, 7)
+    assert view.heatmap.row_line.value() == 2 and view.heatmap.col_line.value() == 7
+    assert view.step_heatmap.row_line.value() == 2 and view.step_heatmap.col_line.value() == 1
+    assert view.ranking.table.selectionModel().selectedRows()[0].row() == 2
+    assert "[7]" in view.ranking.model_.rows[2][1]
+    steps_by_block = view.step_heatmap.image.image
+    with open_session(session_path) as s:
+        np.testing.assert_array_equal(steps_by_block, s.mean_abs("image")[:, :, 7].T)
+
+
+def test_step_slider_redraws_the_step_dependent_views(qtbot, view, session_path):
+    view.selection.set(block=1, channel=PLANTED[0])
+    view.step.setValue(2)
+    assert view.selection.step == 2
+    with open_session(session_path) as s:
+        np.testing.assert_array_equal(view.heatmap.image.image, s.mean_abs("image", 2))
+        np.testing.assert_array_equal(view.token_map.current_map(), s.token_map(2, 1, PLANTED[0]))
+        top = s.top_channels(2)
+    assert view.ranking.model_.rows[0][1].startswith(f"[{top[0][0]}], {top[0][1]}")
+    assert "step 2" in view.ranking.title.text()
+    assert view.heatmap.sun.data.size > 0  # the planted channel passes Sun et al.'s rule
+
+
+def test_log_scale_and_fixed_levels(qtbot, view, session_path):
+    view.log.setChecked(True)
+    with open_session(session_path) as s:
+        np.testing.assert_allclose(view.heatmap.image.image, np.log10(np.maximum(s.mean_abs("image", 0), 1e-6)))
+    levels = tuple(view.heatmap.image.levels)
+    view.step.setValue(2)
+    assert tuple(view.heatmap.image.levels) == levels  # one colour scale for every step
+
+
+def test_step_heatmap_click_selects_block_and_step(qtbot, view):
+    click_cell(qtbot, view.step_heatmap, row=3, col=2)
+    assert (view.selection.block, view.selection.step) == (3, 2)
+    assert view.step.value() == 2
+
+
+def test_ranking_row_click_selects_block(qtbot, view):
+    table = view.ranking.table
+    rect = table.visualRect(view.ranking.model_.index(3, 0))
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert view.selection.block == 3
+    assert view.heatmap.row_line.value() == 3
+
+
+def test_token_map_modes_and_missing_maps(qtbot, view, session_path):
+    view.selection.set(block=0, channel=PLANTED[0])
+    view.map_mode.setCurrentIndex(view.map_mode.findData(BESIDE))
+    assert view.token_map.mode == BESIDE and view.token_map.right.scene() is not None
+    view.opacity.setValue(30)
+    assert view.token_map.overlay.opacity() == pytest.approx(0.3)
+    view.map_mode.setCurrentIndex(view.map_mode.findData(OVER))
+    assert view.token_map.overlay.isVisible()
+    with open_session(session_path) as s:
+        unrecorded = min(set(range(32)) - set(s.top_channels(view.selection.step)[0]))
+    view.selection.set(channel=unrecorded)  # not among the top-k: no map in the file
+    assert view.token_map.current_map() is None
+    assert "not in top-4" in view.token_map.title.text
+    view.selection.set(stream="text")
+    assert "image stream only" in view.token_map.title.text
+    assert view.heatmap.plot.titleLabel.text.startswith("mean |x| · text")
+
+
+def test_views_render_non_blank(qtbot, view):
+    view.selection.set(block=1, channel=PLANTED[0])
+    for widget in view.figures().values():
+        assert_not_blank(grab_pixels(widget))
