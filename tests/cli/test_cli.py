@@ -1,0 +1,88 @@
+"""The headless CLI as a user runs it: python main.py record / inspect / export, and its errors."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sessions.reader import open_session
+from tests.tiny_pipelines import tiny_call_kwargs
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def main_py(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "main.py", *args], cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
+
+
+@pytest.fixture(scope="module")
+def recorded(tiny_pipelines, tmp_path_factory) -> Path:
+    kw = tiny_call_kwargs("flux")
+    out = tmp_path_factory.mktemp("cli") / "s.h5"
+    result = main_py(
+        "record", "--model", str(tiny_pipelines("flux")), "--prompt", "a red circle", "--seed", "3",
+        "--steps", "2", "--height", str(kw["height"]), "--width", str(kw["width"]), "--k", "5", "--out", str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "wrote" in result.stdout
+    return out
+
+
+def test_record_writes_a_complete_session(recorded):
+    with open_session(recorded) as s:
+        assert s.complete and s.info["seed"] == 3 and s.k == 5
+
+
+def test_inspect_json_has_the_documented_keys(recorded):
+    result = main_py("inspect", str(recorded), "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert {"model", "prompt", "seed", "steps", "complete", "blocks"} <= set(data)
+    assert data["complete"] is True and data["seed"] == 3 and data["steps"] == 2
+    image_rows = [b for b in data["blocks"] if b["stream"] == "image"]
+    assert [b["block"] for b in image_rows] == ["double.0", "double.1", "single.0", "single.1"]
+    with open_session(recorded) as s:
+        expected = np.argsort(-s.mean_abs("image").mean(axis=0)[0], kind="stable")[:5]
+    assert image_rows[0]["top_channels"] == [int(c) for c in expected]
+    assert all(isinstance(b["max_over_median"], float) for b in data["blocks"])
+    assert {b["stream"] for b in data["blocks"]} == {"image", "text"}
+
+
+def test_inspect_text_and_export(recorded, tmp_path):
+    text = main_py("inspect", str(recorded))
+    assert text.returncode == 0 and "complete" in text.stdout and "double.0" in text.stdout
+    result = main_py("export", str(recorded), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    with open_session(recorded) as s:
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "image.png")), s.image())
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["seed"] == 3
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["record", "--prompt", "x", "--model", "/no/such/folder", "--out", "{tmp}/a.h5"], "no such model folder"),
+        (["record", "--prompt", "x"], "required: --out"),
+        (["record", "--prompt", "x", "--dtype", "fp8", "--out", "{tmp}/a.h5"], "invalid choice"),
+        (["record", "--prompt", "  ", "--model", "{flux}", "--out", "{tmp}/a.h5"], "the prompt is empty"),
+        (["record", "--prompt", "x", "--model", "{flux}", "--height", "50", "--out", "{tmp}/a.h5"], "multiples of 16"),
+        (["inspect", "{tmp}/missing.h5"], "no such file"),
+        (["inspect", "main.py"], "not a readable HDF5 file"),
+    ],
+)
+def test_bad_input_gives_one_line_and_nonzero_exit(args, message, tiny_pipelines, tmp_path):
+    args = [a.format(tmp=tmp_path, flux=tiny_pipelines("flux")) for a in args]
+    result = main_py(*args)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr
