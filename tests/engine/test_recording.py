@@ -113,3 +113,42 @@ def test_planted_channels_are_found_in_their_stream(arch, tiny_pipelines, tmp_pa
         expected = PLANTED_IMAGE if row.stream == "image" else PLANTED_TEXT
         assert row.top_channels[0] == expected, (row.block, row.stream)
         assert expected in row.sun_channels and row.max_over_median > 1000
+
+
+def test_bf16_runs_record_float32_statistics(tiny_pipelines, tmp_path):
+    gen = generation("flux")
+    path = record(request("flux", tiny_pipelines("flux"), tmp_path / "bf16.h5", gen, dtype="bf16"))
+    with open_session(path) as s:
+        assert s.info["dtype"] == "bf16" and s.complete
+        assert s.mean_abs("image").dtype == np.float32 and np.isfinite(s.mean_abs("image")).all()
+
+
+def test_full_hidden_states_for_chosen_blocks_and_steps(tiny_pipelines, tmp_path):
+    gen = generation("flux", steps=3)
+    path = record(request("flux", tiny_pipelines("flux"), tmp_path / "h.h5", gen, hidden_blocks=("single.0",), hidden_steps=(1,)))
+    with open_session(path) as s:
+        ds, steps = s.hidden("image", "single.0")
+        h, w = s.grid
+        assert steps == [1] and ds.shape == (1, h * w, s.channels("image"))
+        block = s.blocks("image").index("single.0")
+        top = int(s.top_channels(1)[block][0])
+        np.testing.assert_array_equal(ds[0][:, top].reshape(h, w), s.top_maps(1, block)[0])
+        np.testing.assert_allclose(np.abs(ds[0]).mean(axis=0), s.mean_abs("image", 1)[block], rtol=1e-5)
+        assert s.hidden("image", "double.0") is None
+
+
+def test_cancelled_record_keeps_finished_steps(tiny_pipelines, tmp_path):
+    from engine.cancel import CancelToken
+    from engine.errors import Cancelled
+
+    token = CancelToken()
+
+    def progress(p):
+        if p.step == 2:
+            token.cancel()
+
+    gen = generation("flux", steps=5)
+    with pytest.raises(Cancelled):
+        record(request("flux", tiny_pipelines("flux"), tmp_path / "c.h5", gen), progress, token)
+    with open_session(tmp_path / "c.h5") as s:
+        assert not s.complete and s.steps_done == 2 and s.image() is None
