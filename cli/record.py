@@ -28,6 +28,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser(NAME, help="generate once and record activations to a session file")
     p.add_argument("--prompt", required=True)
     add_generation_arguments(p)
+    p.add_argument("--controls", nargs="*", default=(), choices=("bottom", "random"), help="also keep token maps of control channel sets")
     p.add_argument("--hidden-blocks", nargs="*", default=(), metavar="BLOCK", help="also keep full hidden states of these blocks")
     p.add_argument("--hidden-steps", nargs="*", type=int, metavar="STEP", help="steps for --hidden-blocks (default: all)")
     p.add_argument("--out", required=True, type=Path, help="session file to write (.h5)")
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         offload=args.offload,
         hidden_blocks=tuple(args.hidden_blocks),
         hidden_steps=None if args.hidden_steps is None else tuple(args.hidden_steps),
+        control_sets=tuple(args.controls),
         overwrite=args.overwrite,
     )
     bar = ProgressBar("record")

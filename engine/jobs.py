@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from sessions.records import Layout, RunInfo
+from sessions.schema import CONTROL_SETS
 from sessions.writer import SessionWriter
 
 from . import defaults
@@ -40,6 +41,7 @@ class RecordRequest:
     offload: bool = False
     hidden_blocks: tuple[str, ...] = ()
     hidden_steps: tuple[int, ...] | None = None
+    control_sets: tuple[str, ...] = ()
     overwrite: bool = False
 
     @property
@@ -51,6 +53,9 @@ def record(request: RecordRequest, progress: ProgressFn | None = None, cancel: C
     """Generate once with recording hooks; the session is written step by step to `request.out`."""
     if request.k < 1:
         raise BadRequest(f"k must be at least 1, got {request.k}")
+    unknown_sets = set(request.control_sets) - set(CONTROL_SETS)
+    if unknown_sets:
+        raise BadRequest(f"unknown control set(s) {', '.join(sorted(unknown_sets))}; use {', '.join(CONTROL_SETS)}")
     pipe = load_pipeline(request.spec)
     adapter = adapter_for(pipe.transformer)
     gen = resolve(
@@ -68,10 +73,11 @@ def record(request: RecordRequest, progress: ProgressFn | None = None, cancel: C
         grid=adapter.grid(pipe, gen.height, gen.width),
         hidden_blocks=tuple(request.hidden_blocks),
         hidden_steps=tuple(range(gen.steps)) if request.hidden_steps is None else tuple(request.hidden_steps),
+        control_sets=tuple(request.control_sets),
     )
     info = run_info(pipe, request, gen)
     with SessionWriter(request.out, info, layout, overwrite=request.overwrite) as writer:
-        image = generate(pipe, adapter, gen, [Recorder(writer, request.k)], cancel, progress)
+        image = generate(pipe, adapter, gen, [Recorder(writer, request.k, seed=gen.seed)], cancel, progress)
         writer.finish(to_uint8(image))
     return Path(request.out)
 

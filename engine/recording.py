@@ -19,13 +19,21 @@ def reduce_tokens(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     return a.mean(dim=0), a.amax(dim=0), a.median()
 
 
+def random_channels(blocks: int, channels: int, k: int, seed: int) -> torch.Tensor:
+    """(blocks, k) channel ids drawn once per block: the paper's random-k control, fixed over steps."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.stack([torch.randperm(channels, generator=generator)[:k] for _ in range(blocks)])
+
+
 class Recorder:
     """Collects conditional-branch statistics per block; on step end, writes them to the session."""
 
-    def __init__(self, writer: SessionWriter, k: int):
+    def __init__(self, writer: SessionWriter, k: int, seed: int = 0):
         self.writer = writer
         layout = writer.layout
         self.k = min(k, layout.channels["image"])
+        self.control_sets = layout.control_sets
+        self._random = random_channels(len(layout.blocks["image"]), layout.channels["image"], self.k, seed)
         self.grid = layout.grid
         self.row = {stream: {name: i for i, name in enumerate(names)} for stream, names in layout.blocks.items()}
         self.hidden_blocks = set(layout.hidden_blocks)
@@ -34,7 +42,7 @@ class Recorder:
 
     def _reset(self) -> None:
         self._stats: dict[str, dict[int, tuple[torch.Tensor, ...]]] = {s: {} for s in self.row}
-        self._top: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._maps: dict[str, dict[int, tuple[torch.Tensor, torch.Tensor]]] = {s: {} for s in ("top", *self.control_sets)}
         self._hidden: dict[tuple[str, str], torch.Tensor] = {}
 
     def on_block(self, call: BlockCall, streams: Streams) -> None:
@@ -46,20 +54,33 @@ class Recorder:
             mean, peak, median = reduce_tokens(x)
             self._stats[stream][self.row[stream][call.name]] = (mean, peak, median)
             if stream == "image":
-                top = torch.topk(mean, self.k).indices
-                self._top[self.row["image"][call.name]] = (top, x[:, top].T.reshape(self.k, *self.grid))
+                row = self.row["image"][call.name]
+                for name, channels in self._channel_sets(mean, row).items():
+                    self._maps[name][row] = (channels, x[:, channels].T.reshape(self.k, *self.grid))
             if call.name in self.hidden_blocks and call.step in self.hidden_steps:
                 self._hidden[(stream, call.name)] = x.clone()
         return None
 
     def on_step_end(self, step: int, timestep: float) -> None:
         stats = {stream: self._stream_stats(stream) for stream in self._stats}
-        n = len(self.row["image"])
-        top = torch.stack([self._top[i][0] for i in range(n)]).to(torch.int32).cpu().numpy()
-        maps = torch.stack([self._top[i][1] for i in range(n)]).cpu().numpy()
+        sets = {name: self._stacked(name) for name in self._maps}
+        top, maps = sets.pop("top")
         hidden = {key: value.cpu().numpy() for key, value in self._hidden.items()}
-        self.writer.write_step(StepRecord(step, timestep, stats, top, maps, hidden))
+        self.writer.write_step(StepRecord(step, timestep, stats, top, maps, hidden, sets))
         self._reset()
+
+    def _channel_sets(self, mean: torch.Tensor, row: int) -> dict[str, torch.Tensor]:
+        sets = {"top": torch.topk(mean, self.k).indices}
+        if "bottom" in self.control_sets:
+            sets["bottom"] = torch.topk(mean, self.k, largest=False).indices
+        if "random" in self.control_sets:
+            sets["random"] = self._random[row].to(mean.device)
+        return sets
+
+    def _stacked(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        rows = [self._maps[name][i] for i in range(len(self.row["image"]))]
+        channels = torch.stack([c for c, _ in rows]).to(torch.int32).cpu().numpy()
+        return channels, torch.stack([m for _, m in rows]).cpu().numpy()
 
     def _stream_stats(self, stream: str) -> StreamStats:
         """Stack a stream's rows; a block that returned no such stream this step (SD3's last

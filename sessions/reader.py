@@ -127,12 +127,26 @@ class Session:
 
     def top_channels(self, step: int | None = None) -> np.ndarray:
         """Image stream: (blocks, k) channel ids at one step, largest mean |x| first."""
-        return self._stat("image", S.TOP_CHANNELS, step)
+        return self.set_channels("top", step)
 
     def top_maps(self, step: int, block: int) -> np.ndarray:
         """Image stream: (k, h, w) signed token maps of the top-k channels of one block and step."""
-        self._check_step(step)
-        return _read(self._file[f"image/{S.TOP_MAPS}"], (step, block))
+        return self.set_maps("top", step, block)
+
+    @property
+    def channel_sets(self) -> tuple[str, ...]:
+        """"top", plus the control sets ("bottom", "random") when they were recorded."""
+        return ("top",) + tuple(name for name in S.CONTROL_SETS if f"image/{name}_channels" in self._file)
+
+    def set_channels(self, name: str, step: int | None = None) -> np.ndarray:
+        if name not in self.channel_sets:
+            raise SessionError(f"{self.path}: channel set {name!r} was not recorded (recorded: {', '.join(self.channel_sets)})")
+        return self._stat("image", f"{name}_channels", step)
+
+    def set_maps(self, name: str, step: int, block: int) -> np.ndarray:
+        """(k, h, w) signed token maps of one channel set at one block and step."""
+        self.set_channels(name, step)
+        return _read(self._file[f"image/{name}_maps"], (step, block))
 
     def token_map(self, step: int, block: int, channel: int) -> np.ndarray | None:
         """(h, w) map of one channel, from the top-k maps or the full hidden states; None if not recorded."""

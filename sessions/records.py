@@ -40,6 +40,7 @@ class Layout:
     grid: tuple[int, int]
     hidden_blocks: tuple[str, ...] = ()
     hidden_steps: tuple[int, ...] = ()
+    control_sets: tuple[str, ...] = ()
 
 
 @dataclass
@@ -61,3 +62,4 @@ class StepRecord:
     top_channels: np.ndarray  # (image blocks, k), largest mean |x| first
     top_maps: np.ndarray  # (image blocks, k, h, w)
     hidden: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)  # (stream, block) -> (tokens, channels)
+    control: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # set -> (channels, maps)

@@ -44,6 +44,9 @@ MAX_ABS = "max_abs"  # <stream>/max_abs: (steps, blocks, channels)
 MEDIAN_ABS = "median_abs"  # <stream>/median_abs: (steps, blocks)
 TOP_CHANNELS = "top_channels"  # image/top_channels: (steps, blocks, k), largest mean |x| first
 TOP_MAPS = "top_maps"  # image/top_maps: (steps, blocks, k, h, w), signed values
+# Optional control sets for the paper's comparisons, stored as image/<set>_channels and image/<set>_maps:
+# "bottom" = the k smallest mean |x| (smallest first), "random" = k channels drawn once per block.
+CONTROL_SETS = ("bottom", "random")
 HIDDEN = "hidden"  # hidden/<stream>/<block>: (len(steps attr), tokens, channels)
 HIDDEN_STEPS_ATTR = "steps"
 IMAGE = "output/image"  # (H, W, 3) uint8

@@ -53,8 +53,9 @@ class SessionWriter:
             self._create(f"{stream}/{S.MEDIAN_ABS}", (steps, n), np.float32, (1, n))
         n_img = len(layout.blocks["image"])
         k = min(k, layout.channels["image"])
-        self._create(f"image/{S.TOP_CHANNELS}", (steps, n_img, k), np.int32, (1, n_img, k), fill=-1)
-        self._create(f"image/{S.TOP_MAPS}", (steps, n_img, k, h, w), np.float32, (1, 1, k, h, w))
+        for name in ("top", *layout.control_sets):
+            self._create(f"image/{name}_channels", (steps, n_img, k), np.int32, (1, n_img, k), fill=-1)
+            self._create(f"image/{name}_maps", (steps, n_img, k, h, w), np.float32, (1, 1, k, h, w))
 
     def _create(self, name: str, shape: tuple, dtype, chunks: tuple, fill=np.nan) -> None:
         self._file.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks, fillvalue=fill, **_COMPRESSION)
@@ -69,6 +70,9 @@ class SessionWriter:
             f[f"{stream}/{S.MEDIAN_ABS}"][s] = stats.median_abs
         f[f"image/{S.TOP_CHANNELS}"][s] = record.top_channels
         f[f"image/{S.TOP_MAPS}"][s] = record.top_maps
+        for name, (channels, maps) in record.control.items():
+            f[f"image/{name}_channels"][s] = channels
+            f[f"image/{name}_maps"][s] = maps
         for (stream, block), values in record.hidden.items():
             self._hidden_dataset(stream, block, values)[self.layout.hidden_steps.index(s)] = values
         f.flush()
