@@ -40,3 +40,22 @@ class ProgressBar:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+class StepBar:
+    """A tqdm bar for jobs made of many generations: progress(done, total, label)."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self._bar: tqdm | None = None
+
+    def __call__(self, done: int, total: int, text: str) -> None:
+        if self._bar is None:
+            self._bar = tqdm(total=total, desc=self.label, unit="image", file=sys.stderr)
+        self._bar.n = done
+        self._bar.set_postfix_str(text, refresh=False)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -1,4 +1,5 @@
-"""`python main.py inspect FILE.h5 [--json]`: what a session holds and which channels are massive."""
+"""`python main.py inspect FILE.h5|DIR [--json]`: what a session holds and which channels are massive;
+for a batch folder, its dataset summary."""
 from __future__ import annotations
 
 import argparse
@@ -9,8 +10,8 @@ NAME = "inspect"
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser(NAME, help="summarise a session file")
-    p.add_argument("session", type=Path)
+    p = sub.add_parser(NAME, help="summarise a session file, or a batch folder's sessions")
+    p.add_argument("session", type=Path, help="a session file, or a folder written by `batch`")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--k", type=int, help="top channels to list per block (default: the session's k)")
 
@@ -53,6 +54,8 @@ def summary(path: Path, k: int | None = None) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.session.is_dir():
+        return _run_dataset(args)
     data = summary(args.session, args.k)
     if args.json:
         print(json.dumps(data))
@@ -67,3 +70,26 @@ def run(args: argparse.Namespace) -> int:
         top = " ".join(str(c) for c in b["top_channels"][:8])
         print(f"  {b['block']:<12} {b['stream']:<6} {b['max_over_median']:>11.1f} {len(b['sun_massive_channels']):>4}  {top}")
     return 0
+
+
+def _run_dataset(args: argparse.Namespace) -> int:
+    """A batch folder: how often each channel is in the top-k, how stable that set is, Sun et al.'s rule."""
+    from sessions.dataset_summary import read_summary, summary_json
+
+    data = summary_json(read_summary(args.session), args.k)
+    if args.json:
+        print(json.dumps(data))
+        return 0
+    print(f"{args.session}: {data['sessions']} sessions of {data['prompts']} prompts, k {data['k']}, model {data['model']}")
+    print(f"  {'block':<12} {'stream':<6} {'J seeds':>8} {'J prompts':>9} {'Sun':>5}  channels most often in the top-k (share)")
+    for b in data["blocks"]:
+        channels = " ".join(f"{c['channel']}({c['frequency']:.2f})" for c in b["frequent_channels"][:8])
+        stability = f"{_share(b['jaccard_seeds']):>8} {_share(b['jaccard_prompts']):>9} {_share(b['sun_holds']):>5}"
+        print(f"  {b['block']:<12} {b['stream']:<6} {stability}  {channels}")
+    for f in data["failed"]:
+        print(f"  failed  {f['file']}  prompt {f['prompt']!r} seed {f['seed']}: {f['error']}")
+    return 0
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"

@@ -1,0 +1,69 @@
+"""`python main.py clusters`: token clusters on top-k vs bottom-k vs random-k channels, scored by IoU."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+NAME = "clusters"
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(NAME, help="cluster image tokens on few channels; IoU against the subject mask")
+    p.add_argument("sessions", nargs="+", type=Path, help="session files (record them with --controls bottom random)")
+    p.add_argument("--step", type=int, help="denoising step (default: the middle one)")
+    p.add_argument("--clusters", type=int, default=2, help="KMeans clusters (the paper uses 2)")
+    p.add_argument("--masks", nargs="+", type=Path, help="one subject-mask image per session (white = subject)")
+    p.add_argument("--out", required=True, type=Path)
+
+
+def reference_masks(sessions: list[Path], masks: list[Path] | None) -> list[np.ndarray]:
+    """User masks, else the world reader's subject mask of each session's image (embedded model)."""
+    from engine.errors import BadRequest
+    from engine.metrics import uses_world
+    from engine.shapes.reader import read
+    from sessions.reader import open_session
+
+    if masks:
+        if len(masks) != len(sessions):
+            raise BadRequest(f"give one mask per session ({len(sessions)} sessions, {len(masks)} masks)")
+        return [load_mask(path) for path in masks]
+    out = []
+    for path in sessions:
+        with open_session(path) as s:
+            model, image = s.info["model"], s.image()
+        if image is None or not uses_world(model):
+            raise BadRequest(f"{path}: give --masks (no image, or a model outside the Shapes world)")
+        out.append(read(image)[1])
+    return out
+
+
+def load_mask(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    from engine.errors import BadRequest
+
+    try:
+        return np.asarray(Image.open(path).convert("L")) > 127
+    except (OSError, ValueError) as exc:
+        raise BadRequest(f"cannot read mask {path}: {exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.clusters import evaluate, miou_by_block
+
+    from .reports import cluster_report, overlays
+
+    rows = evaluate(args.sessions, reference_masks(args.sessions, args.masks), args.step, args.clusters)
+    for path in cluster_report(rows, args.out, "Token clusters: subject-mask IoU per block"):
+        print(f"wrote {path}")
+    for path in overlays(args.sessions, rows, args.out, args.clusters):
+        print(f"wrote {path}")
+    curve = miou_by_block(rows)
+    for strategy in dict.fromkeys(e["strategy"] for e in curve):
+        group = [e for e in curve if e["strategy"] == strategy]
+        best = max(group, key=lambda e: e["miou"])
+        mean = np.mean([e["miou"] for e in group])
+        print(f"  {strategy:<7} mIoU over blocks {mean:.3f}, best {best['miou']:.3f} at {best['block']}")
+    return 0

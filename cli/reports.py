@@ -1,0 +1,97 @@
+"""Files the probe, clusters and claims commands leave behind: tables, figures, image grids."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from engine.clusters import ClusterRow, miou_by_block
+from engine.imaging import image_grid, save_png
+from engine.probe import ProbeResult, write_tables
+from gui.figures import line_figure
+
+
+def probe_report(result: ProbeResult, out: Path) -> list[Path]:
+    """probe.csv, probe_summary.csv, probe.png/.svg (quality against k per strategy), grid.png."""
+    written = list(write_tables(result, out))
+    summary = result.summary()
+    metric = "accuracy" if result.baseline_accuracy is not None else "psnr"
+    label = "all-attributes accuracy" if metric == "accuracy" else "PSNR to the unperturbed image (dB)"
+    ks = sorted({e["k"] for e in summary})
+    position = {k: i for i, k in enumerate(ks)}  # k grows geometrically: evenly spaced ticks read best
+    series = {}
+    for strategy in dict.fromkeys(e["strategy"] for e in summary):
+        group = [e for e in summary if e["strategy"] == strategy]
+        series[strategy] = ([position[e["k"]] for e in group], [e[metric] for e in group], [e[f"{metric}_std"] for e in group])
+    if result.baseline_accuracy is not None:
+        series["unperturbed"] = (list(range(len(ks))), [result.baseline_accuracy] * len(ks), None)
+    written += line_figure(series, f"Zeroing k channels per block ({Path(result.model).name})", "k (channels zeroed per block)",
+                           label, out / "probe", x_ticks=[str(k) for k in ks])
+    written.append(save_png(_probe_grid(result, out), out / "grid.png"))
+    return written
+
+
+def _probe_grid(result: ProbeResult, out: Path) -> Image.Image:
+    """First prompt and seed: one row per strategy (first draw), one column per k, baseline first."""
+    first = result.rows[0]
+    rows = [r for r in result.rows if (r.prompt_index, r.seed, r.draw) == (first.prompt_index, first.seed, 0)]
+    strategies = list(dict.fromkeys(r.strategy for r in rows))
+    ks = sorted({r.k for r in rows})
+    from sessions.reader import open_session
+
+    with open_session(result.sessions[0]) as s:
+        baseline = s.image()
+    cells = []
+    for strategy in strategies:
+        by_k = {r.k: np.asarray(Image.open(out / "images" / r.image)) for r in rows if r.strategy == strategy}
+        cells.append([baseline] + [by_k.get(k) for k in ks])
+    return image_grid(cells, strategies, ["baseline"] + [f"k={k}" for k in ks])
+
+
+def cluster_report(rows: list[ClusterRow], out: Path, title: str) -> list[Path]:
+    """clusters.csv (per session, block, strategy), clusters_miou.csv and the per-block mIoU figure."""
+    import csv
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "clusters.csv", out / "clusters_miou.csv"]
+    curve = miou_by_block(rows)
+    for path, data in zip(paths, ([asdict(r) for r in rows], curve)):
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(data[0]))
+            writer.writeheader()
+            writer.writerows(data)
+    blocks = list(dict.fromkeys(e["block"] for e in curve))
+    series = {
+        strategy: (list(range(len(blocks))), [e["miou"] for e in curve if e["strategy"] == strategy], None)
+        for strategy in dict.fromkeys(e["strategy"] for e in curve)
+    }
+    paths += line_figure(series, title, "block", "mIoU with the subject mask", out / "clusters_miou", x_ticks=_sparse(blocks))
+    return paths
+
+
+def _sparse(labels: list[str], most: int = 12) -> list[str]:
+    """Tick labels thinned so they stay readable on deep models."""
+    step = max(1, int(np.ceil(len(labels) / most)))
+    return [label if i % step == 0 else "" for i, label in enumerate(labels)]
+
+
+def overlays(sessions: list[Path], rows: list[ClusterRow], out: Path, n_clusters: int) -> list[Path]:
+    """Per session: the image with each channel set's foreground, at the block where top-k scores best."""
+    from engine.clusters import session_masks
+    from engine.imaging import overlay
+    from sessions.reader import open_session
+
+    written = []
+    for path in sessions:
+        mine = [r for r in rows if r.session == path.name and r.strategy == "top"]
+        best = max(mine, key=lambda r: r.iou)
+        with open_session(path) as s:
+            image = s.image()
+            block = s.blocks("image").index(best.block)
+            masks = session_masks(s, best.step, block, n_clusters)
+        cells = [[image] + [overlay(image, mask) for mask in masks.values()]]
+        grid = image_grid(cells, [best.block], ["image"] + [f"{name}-k" for name in masks], cell=160)
+        written.append(save_png(grid, out / f"overlay-{path.stem}.png"))
+    return written

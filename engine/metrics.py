@@ -1,0 +1,49 @@
+"""Image quality measures for probes and transport: pixel distances for any model, and the
+world reader's attribute and mask scores for the embedded model."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import defaults
+from .shapes.world import ATTRIBUTES, parse_caption
+
+PSNR_IDENTICAL = 100.0  # dB reported for identical images, so tables and JSON stay finite
+
+
+def mse(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean squared error of two uint8 images on the [0, 1] scale."""
+    return float(np.mean((a.astype(np.float64) / 255 - b.astype(np.float64) / 255) ** 2))
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    error = mse(a, b)
+    return PSNR_IDENTICAL if error == 0 else min(PSNR_IDENTICAL, 10 * math.log10(1.0 / error))
+
+
+def uses_world(model: str) -> bool:
+    """Whether a model generates the Shapes world (its folder says so in massivelens.json)."""
+    return defaults.model_defaults(model).get("world") == "shapes"
+
+
+@dataclass(frozen=True)
+class WorldScore:
+    """What the world reader finds in an image, against a caption of the world's grammar."""
+
+    correct: dict[str, bool]
+    mask: np.ndarray
+
+    @property
+    def accuracy(self) -> float:
+        """1.0 when all five attributes are right, else 0.0 (the all-attributes accuracy)."""
+        return float(all(self.correct.values()))
+
+
+def world_score(caption: str, image: np.ndarray) -> WorldScore:
+    from .shapes.reader import read
+
+    truth = parse_caption(caption)
+    reading, mask = read(image)
+    return WorldScore({name: getattr(reading, name) == getattr(truth, name) for name in ATTRIBUTES}, mask)

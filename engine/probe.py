@@ -1,0 +1,190 @@
+"""The disruption probe: the paper's critical claim, measured.
+
+For each prompt and seed, a baseline generation is recorded (it ranks the channels of every
+block by mean |x| over image tokens and steps); then the image is regenerated with k channels
+set to zero (or their mean) at the chosen blocks, for k in a list and three strategies: the top-k
+channels, the bottom-k, and random draws. Each result is scored against the baseline (MSE, PSNR)
+and, on the embedded model, by the world reader (all-attributes accuracy, subject-mask IoU).
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from sessions.massive import bottom_channels, top_channels
+from sessions.reader import open_session
+
+from . import defaults
+from .architectures import adapter_for
+from .cancel import CancelToken
+from .clusters import iou
+from .errors import BadRequest
+from .generation import generate, resolve, to_uint8
+from .imaging import save_png
+from .interventions import Intervention
+from .jobs import RecordRequest, record
+from .loading import ModelSpec, load_pipeline
+from .metrics import mse, psnr, uses_world, world_score
+
+STRATEGIES = ("top", "bottom", "random")
+KS = (1, 2, 4, 8, 16)
+
+
+@dataclass
+class ProbeRequest:
+    prompts: list[str]
+    out: Path
+    spec: ModelSpec = field(default_factory=lambda: ModelSpec(defaults.DEFAULT_MODEL))
+    seeds: tuple[int, ...] = (defaults.SEED,)
+    ks: tuple[int, ...] = KS
+    strategies: tuple[str, ...] = STRATEGIES
+    draws: int = 3
+    mode: str = "zero"
+    blocks: tuple[str, ...] | None = None
+    negative_prompt: str = ""
+    steps: int | None = None
+    guidance: float | None = None
+    height: int | None = None
+    width: int | None = None
+
+
+@dataclass
+class ProbeRow:
+    prompt_index: int
+    prompt: str
+    seed: int
+    strategy: str
+    k: int
+    draw: int
+    mse: float
+    psnr: float
+    accuracy: float | None
+    mask_iou: float | None
+    image: str
+
+
+@dataclass
+class ProbeResult:
+    model: str
+    rows: list[ProbeRow]
+    baseline_accuracy: float | None
+    sessions: list[Path]
+
+    def summary(self) -> list[dict]:
+        """Mean and spread per (strategy, k) over prompts, seeds and draws."""
+        out = []
+        for strategy in dict.fromkeys(r.strategy for r in self.rows):
+            for k in sorted({r.k for r in self.rows if r.strategy == strategy}):
+                group = [r for r in self.rows if r.strategy == strategy and r.k == k]
+                entry = {"strategy": strategy, "k": k, "n": len(group)}
+                for name in ("accuracy", "psnr", "mse", "mask_iou"):
+                    values = [getattr(r, name) for r in group if getattr(r, name) is not None]
+                    entry[name] = float(np.mean(values)) if values else None
+                    entry[f"{name}_std"] = float(np.std(values)) if values else None
+                out.append(entry)
+        return out
+
+
+def choose_channels(strategy: str, mean_abs: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """(blocks, k) channel ids for one strategy, from per-block mean |x| (blocks, channels)."""
+    if strategy == "top":
+        return top_channels(mean_abs, k)
+    if strategy == "bottom":
+        return bottom_channels(mean_abs, k)
+    if strategy == "random":
+        return np.stack([rng.choice(mean_abs.shape[1], size=min(k, mean_abs.shape[1]), replace=False) for _ in mean_abs])
+    raise BadRequest(f"unknown strategy {strategy!r}; use {', '.join(STRATEGIES)}")
+
+
+def probe(
+    request: ProbeRequest,
+    progress: Callable[[int, int, str], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> ProbeResult:
+    """Run the whole probe; images go to out/images, baseline sessions to out/sessions."""
+    _validate(request)
+    pipe = load_pipeline(request.spec)
+    adapter = adapter_for(pipe.transformer)
+    world = uses_world(request.spec.model)
+    names = [name for name, _, _ in adapter.blocks(pipe.transformer)]
+    unknown = set(request.blocks or ()) - set(names)
+    if unknown:
+        raise BadRequest(f"unknown block(s) {', '.join(sorted(unknown))}")
+    chosen = set(request.blocks or names)
+    (request.out / "images").mkdir(parents=True, exist_ok=True)
+    plan = [(s, k, d) for s in request.strategies for k in request.ks for d in range(request.draws if s == "random" else 1)]
+    total, done = len(request.prompts) * len(request.seeds) * (1 + len(plan)), 0
+    rows, sessions, baseline_scores = [], [], []
+    for index, prompt in enumerate(request.prompts):
+        for seed in request.seeds:
+            gen = resolve(pipe, request.spec.model, prompt, request.negative_prompt, seed,
+                          request.steps, request.guidance, request.height, request.width)
+            session = record(_baseline_request(request, gen, index), cancel=cancel)
+            sessions.append(session)
+            with open_session(session) as s:
+                baseline, mean = s.image(), s.mean_abs("image").mean(axis=0)
+            base_score = world_score(prompt, baseline) if world else None
+            if base_score:
+                baseline_scores.append(base_score.accuracy)
+            done += 1
+            for strategy, k, draw in plan:
+                if progress:
+                    progress(done, total, f"prompt {index + 1}, seed {seed}: {strategy}-{k}")
+                ids = choose_channels(strategy, mean, k, np.random.default_rng([seed, k, draw]))
+                channels = {n: [int(c) for c in ids[i]] for i, n in enumerate(names) if n in chosen}
+                image = to_uint8(generate(pipe, adapter, gen, [Intervention(channels, request.mode)], cancel))
+                name = f"{index:03d}-seed{seed}-{strategy}-k{k}-d{draw}.png"
+                save_png(image, request.out / "images" / name)
+                score = world_score(prompt, image) if world else None
+                rows.append(ProbeRow(
+                    index, prompt, seed, strategy, k, draw, mse(image, baseline), psnr(image, baseline),
+                    score.accuracy if score else None,
+                    iou(score.mask, base_score.mask) if score else None,
+                    name,
+                ))
+                done += 1
+    if progress:
+        progress(total, total, "done")
+    baseline_accuracy = float(np.mean(baseline_scores)) if baseline_scores else None
+    return ProbeResult(request.spec.model, rows, baseline_accuracy, sessions)
+
+
+def _validate(request: ProbeRequest) -> None:
+    if not request.prompts:
+        raise BadRequest("the probe needs at least one prompt")
+    if request.mode not in ("zero", "mean"):
+        raise BadRequest(f"unknown mode {request.mode!r}; use zero or mean")
+    if any(k < 1 for k in request.ks):
+        raise BadRequest("every k must be at least 1")
+    for strategy in request.strategies:
+        if strategy not in STRATEGIES:
+            raise BadRequest(f"unknown strategy {strategy!r}; use {', '.join(STRATEGIES)}")
+
+
+def _baseline_request(request: ProbeRequest, gen, index: int) -> RecordRequest:
+    spec = request.spec
+    return RecordRequest(
+        prompt=gen.prompt, out=request.out / "sessions" / f"{index:03d}-seed{gen.seed}.h5", model=spec.model,
+        negative_prompt=gen.negative_prompt, seed=gen.seed, steps=gen.steps, guidance=gen.guidance,
+        height=gen.height, width=gen.width, k=max(request.ks), dtype=spec.dtype, device=spec.device,
+        offload=spec.offload, control_sets=("bottom", "random"), overwrite=True,
+    )
+
+
+def write_tables(result: ProbeResult, out: Path) -> tuple[Path, Path]:
+    """probe.csv (one row per generation) and probe_summary.csv (per strategy and k)."""
+    rows_path, summary_path = out / "probe.csv", out / "probe_summary.csv"
+    _write_csv(rows_path, [asdict(r) for r in result.rows])
+    _write_csv(summary_path, result.summary())
+    return rows_path, summary_path
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
+        writer.writeheader()
+        writer.writerows(rows)
