@@ -1,0 +1,62 @@
+"""Token clusters: planted subjects are found; IoU is computed at pixel resolution; sessions are scored."""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.clusters import cluster_tokens, evaluate, iou, mask_iou, miou_by_block, normalise, upsample
+from tests.session_factory import write_synthetic_session
+
+
+def subject_maps(k: int = 4, h: int = 8, w: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    subject = np.zeros((h, w), bool)
+    subject[2:5, 1:6] = True
+    maps = rng.normal(size=(k, h, w))
+    maps[:, subject] += 8.0  # the subject lights up on every channel
+    maps[1] *= 100  # scale differences must not matter after min-max normalisation
+    return maps, subject
+
+
+def test_foreground_cluster_is_the_planted_subject():
+    maps, subject = subject_maps()
+    labels, foreground = cluster_tokens(maps)
+    np.testing.assert_array_equal(foreground, subject)
+    assert set(np.unique(labels)) == {0, 1}
+
+
+def test_foreground_is_the_brighter_cluster_even_when_it_is_larger():
+    maps, subject = subject_maps()
+    _, foreground = cluster_tokens(-maps)  # the dark small region is now background
+    np.testing.assert_array_equal(foreground, ~subject)
+
+
+def test_normalise_scales_each_channel_to_unit_range_and_survives_constants():
+    maps, _ = subject_maps()
+    maps[2] = 5.0
+    x = normalise(maps)
+    assert x.shape == (64, 4)
+    np.testing.assert_allclose(x[:, [0, 1, 3]].min(axis=0), 0)
+    np.testing.assert_allclose(x[:, [0, 1, 3]].max(axis=0), 1)
+    assert np.all(x[:, 2] == 0)
+
+
+def test_token_masks_are_compared_at_pixel_resolution():
+    token = np.array([[True, False], [False, False]])
+    pixels = np.zeros((64, 64), bool)
+    pixels[:32, :32] = True
+    assert upsample(token, (64, 64)).sum() == 32 * 32
+    assert mask_iou(token, pixels) == 1.0
+    pixels[:32, :16] = False
+    assert mask_iou(token, pixels) == 0.5
+    assert iou(np.zeros((3, 3), bool), np.zeros((3, 3), bool)) == 1.0
+
+
+def test_sessions_are_scored_per_block_against_the_subject(tmp_path):
+    path = write_synthetic_session(tmp_path / "s.h5", grid=(8, 8), k=3)
+    reference = np.zeros((64, 64), bool)
+    reference[:32, :32] = True  # the factory's planted subject: the top-left quarter
+    rows = evaluate([path], [reference])
+    assert {r.strategy for r in rows} == {"top"} and len(rows) == 4
+    assert all(r.iou == 1.0 for r in rows)
+    curve = miou_by_block(rows)
+    assert [e["block"] for e in curve] == ["double.0", "double.1", "double.2", "double.3"]
