@@ -108,10 +108,11 @@ def generate(
     observers: Sequence[Observer] = (),
     cancel: CancelToken | None = None,
     progress: Callable[[Progress], None] | None = None,
+    call_overrides: dict | None = None,
 ) -> np.ndarray:
     """Run the pipeline once with hooks; returns the image as float (H, W, 3) in [0, 1]."""
     grid = adapter.grid(pipe, gen.height, gen.width)
-    kwargs = call_kwargs(pipe, adapter, gen)
+    kwargs = {**call_kwargs(pipe, adapter, gen), **(call_overrides or {})}
     try:
         with torch.inference_mode(), BlockHooks(pipe, adapter, grid, observers, cancel, progress, gen.steps):
             output = pipe(**kwargs)

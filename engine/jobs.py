@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from sessions.records import Layout, RunInfo
 from sessions.schema import CONTROL_SETS
@@ -15,7 +15,7 @@ from .architectures import adapter_for
 from .cancel import CancelToken
 from .errors import BadRequest
 from .generation import Generation, generate, resolve, to_uint8
-from .hooks import Progress
+from .hooks import Observer, Progress
 from .loading import ModelSpec, load_pipeline
 from .recording import Recorder
 
@@ -49,8 +49,21 @@ class RecordRequest:
         return ModelSpec(self.model, self.dtype, self.device, self.offload)
 
 
-def record(request: RecordRequest, progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> Path:
-    """Generate once with recording hooks; the session is written step by step to `request.out`."""
+def record(
+    request: RecordRequest,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    observers: Sequence[Observer] = (),
+    kind: str = "record",
+    extra: dict | None = None,
+    call_overrides: dict | None = None,
+) -> Path:
+    """Generate once with recording hooks; the session is written step by step to `request.out`.
+
+    `observers` (interventions) run before the recorder, so the session shows what they did;
+    `kind` and `extra` name the job in the file (a transport result names its source and target);
+    `call_overrides` go to the pipeline call (e.g. starting latents from an inversion).
+    """
     if request.k < 1:
         raise BadRequest(f"k must be at least 1, got {request.k}")
     unknown_sets = set(request.control_sets) - set(CONTROL_SETS)
@@ -75,9 +88,10 @@ def record(request: RecordRequest, progress: ProgressFn | None = None, cancel: C
         hidden_steps=tuple(range(gen.steps)) if request.hidden_steps is None else tuple(request.hidden_steps),
         control_sets=tuple(request.control_sets),
     )
-    info = run_info(pipe, request, gen)
+    info = run_info(pipe, request, gen, kind, extra)
     with SessionWriter(request.out, info, layout, overwrite=request.overwrite) as writer:
-        image = generate(pipe, adapter, gen, [Recorder(writer, request.k, seed=gen.seed)], cancel, progress)
+        recorder = Recorder(writer, request.k, seed=gen.seed)
+        image = generate(pipe, adapter, gen, [*observers, recorder], cancel, progress, call_overrides)
         writer.finish(to_uint8(image))
     return Path(request.out)
 

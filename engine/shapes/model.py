@@ -31,7 +31,7 @@ class ModelConfig:
     dit_heads: int = 3
     dit_head_dim: int = 32
     dit_double_layers: int = 2
-    dit_single_layers: int = 3
+    dit_single_layers: int = 4
     rope_axes: tuple[int, int, int] = (8, 12, 12)
     scheduler_shift: float = 1.0
 
