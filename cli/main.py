@@ -52,6 +52,19 @@ def _run_app(argv: list[str]) -> int:
     parser.add_argument("session", nargs="?", help="a session file (.h5) to open")
     parser.add_argument("--screenshot", metavar="OUT.png", help="render the window, save a screenshot, exit")
     args = parser.parse_args(argv)
+    if not _has_display():
+        if not args.screenshot:
+            print("error: no display to open the app on; use --screenshot OUT.png or a headless command "
+                  f"({', '.join(COMMANDS)})", file=sys.stderr)
+            return 1
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from gui.app import run_app
 
     return run_app(args.session, args.screenshot)
+
+
+def _has_display() -> bool:
+    """Qt aborts the process when it finds no platform; say so in one line instead."""
+    if os.environ.get("QT_QPA_PLATFORM") or sys.platform in ("win32", "darwin"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))

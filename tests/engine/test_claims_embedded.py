@@ -1,0 +1,43 @@
+"""The paper's first two claims, asserted on the embedded model with a small prompt set."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine import defaults
+from engine.clusters import evaluate, miou_by_block
+from engine.loading import ModelSpec
+from engine.probe import ProbeRequest, probe
+from engine.shapes.reader import read
+from engine.shapes.world import heldout_samples
+from sessions.reader import open_session
+
+pytestmark = pytest.mark.skipif(
+    not (Path(defaults.DEFAULT_MODEL) / "model_index.json").is_file(), reason="the embedded model is not built"
+)
+
+
+@pytest.fixture(scope="module")
+def probed(tmp_path_factory):
+    prompts = [caption for caption, _, _ in heldout_samples(3)]
+    out = tmp_path_factory.mktemp("claims")
+    return probe(ProbeRequest(prompts=prompts, out=out, spec=ModelSpec(defaults.DEFAULT_MODEL), ks=(4,), strategies=("top", "bottom")))
+
+
+def test_zeroing_top_channels_hurts_more_than_bottom_channels(probed):
+    by = {e["strategy"]: e for e in probed.summary()}
+    assert by["top"]["psnr"] < by["bottom"]["psnr"] - 3.0
+    assert by["top"]["accuracy"] <= by["bottom"]["accuracy"]
+
+
+def test_top_channel_clusters_find_the_subject_better_than_bottom_channels(probed):
+    references = []
+    for path in probed.sessions:
+        with open_session(path) as s:
+            references.append(read(s.image())[1])
+    curve = miou_by_block(evaluate(probed.sessions, references))
+    best = {strategy: max(e["miou"] for e in curve if e["strategy"] == strategy) for strategy in ("top", "bottom")}
+    assert best["top"] > best["bottom"] + 0.1
+    assert np.isfinite(list(best.values())).all()
