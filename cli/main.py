@@ -11,10 +11,10 @@ import sys
 from engine.errors import EngineError
 from sessions.reader import SessionError
 
-from . import batch, claims, clusters, export, inspect, probe, record
+from . import batch, claims, clusters, export, inspect, probe, record, transport
 from .parsing import OneLineParser
 
-COMMANDS = {module.NAME: module for module in (record, batch, inspect, export, probe, clusters, claims)}
+COMMANDS = {module.NAME: module for module in (record, batch, inspect, export, probe, clusters, claims, transport)}
 
 
 def main(argv: list[str]) -> int:
