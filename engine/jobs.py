@@ -1,6 +1,7 @@
 """The job API that the CLI and the app's worker both call: request in, session file out."""
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,12 +121,14 @@ def run_info(pipe, request: RecordRequest, gen: Generation, kind: str = "record"
         kind=kind,
         transformer_config=dict(pipe.transformer.config),
         scheduler_config=dict(pipe.scheduler.config),
-        versions=library_versions(),
+        versions=dict(library_versions()),
         extra=extra or {},
     )
 
 
+@functools.cache
 def library_versions() -> dict[str, str]:
+    """Looked up once per process: package metadata scans cost milliseconds per call in a batch."""
     out = {}
     for name in ("massivelens", "torch", "diffusers", "transformers", "accelerate", "h5py", "numpy"):
         try:
