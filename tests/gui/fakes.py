@@ -33,7 +33,8 @@ def slow_job(steps: int = 3, blocks: int = 4, channels: int = 32, delay: float =
     def job(params: RecordParams, progress, cancel) -> Path:
         rng = np.random.default_rng(params.seed)
         names = [f"double.{b}" for b in range(blocks)]
-        layout = Layout(blocks={"image": names, "text": names}, channels={"image": channels, "text": channels}, grid=(8, 8))
+        widths = {"image": channels, "text": channels}
+        layout = Layout(blocks={"image": names, "text": names}, channels=widths, grid=(8, 8))
         info = synthetic_info(steps, k=4, prompt=params.prompt)
         with SessionWriter(params.out, info, layout) as writer:
             for step in range(steps):

@@ -13,14 +13,16 @@ from gui.views.heatmap_plot import HeatmapPlot
 def click_cell(qtbot, plot: HeatmapPlot, row: int, col: int) -> None:
     """Left-click the centre of a heatmap cell on screen."""
     settle()
-    scene = plot.image.mapToScene(QPointF(col + 0.5, row + 0.5))
+    scene = plot.plot.getViewBox().mapViewToScene(QPointF(col, row))  # cells are centred on (col, row)
     qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=plot.mapFromScene(scene))
 
 
 def pixels(image: QImage) -> np.ndarray:
+    """(H, W, 3) uint8 copy: the QImage's buffer dies with it."""
     image = image.convertToFormat(QImage.Format.Format_RGB888)
     data = np.frombuffer(image.constBits(), dtype=np.uint8, count=image.sizeInBytes())
-    return data.reshape(image.height(), image.bytesPerLine())[:, : image.width() * 3].reshape(image.height(), image.width(), 3)
+    rows = data.reshape(image.height(), image.bytesPerLine())[:, : image.width() * 3]
+    return rows.reshape(image.height(), image.width(), 3).copy()
 
 
 def grab_pixels(widget: QWidget) -> np.ndarray:

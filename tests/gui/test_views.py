@@ -107,7 +107,7 @@ def test_token_map_modes_and_missing_maps(qtbot, view, session_path):
     assert "not in top-4" in view.token_map.title.text
     view.selection.set(stream="text")
     assert "image stream only" in view.token_map.title.text
-    assert view.heatmap.plot.titleLabel.text.startswith("mean |x| · text")
+    assert view.heatmap.title.text.startswith("mean |x| · text")
 
 
 def test_views_render_non_blank(qtbot, view):

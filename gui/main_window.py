@@ -1,0 +1,298 @@
+"""The main window: record on the left, the open sessions below it, the selected session's views in the centre."""
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QSplitter
+
+from gui.compare import CompareWindow
+from gui.export import FILTER, ExportError, export_all, export_image, export_widget
+from gui.record_panel import RecordPanel
+from gui.selection import Selection
+from gui.session_data import SessionData
+from gui.session_list import SessionList
+from gui.session_view import SessionView
+from gui.worker import Job, RecordRunner, engine_job
+from sessions.reader import SessionError
+
+ORG = APP = "MassiveLens"
+RECENT_KEY, SESSIONS_DIR_KEY = "recent_files", "sessions_dir"
+MAX_RECENT = 10
+SESSION_FILTER = "MassiveLens session (*.h5);;All files (*)"
+VIEW_NAMES = {"channel_heatmap": "Channel heatmap", "step_heatmap": "Block × step heatmap",
+              "ranking": "Ranking table", "token_map": "Image and token map"}
+
+
+def make_settings() -> QSettings:
+    """INI settings in the user's config folder (tests point QSettings.setPath at a temporary folder)."""
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORG, APP)
+
+
+class MainWindow(QMainWindow):
+    """Every action has a dialog-free method (open_path, save_as, export_figures, ...) that tests call too."""
+
+    def __init__(self, settings: QSettings | None = None, job: Job = engine_job):
+        super().__init__()
+        self.settings = settings or make_settings()
+        self.selection = Selection()
+        self.view = SessionView(self.selection)
+        self.record_panel = RecordPanel()
+        self.session_list = SessionList()
+        self.runner = RecordRunner(job, self)
+        self.error_box: QMessageBox | None = None
+        self.compare_windows: list[CompareWindow] = []
+        self._closing = False
+        self.setCentralWidget(self.view)
+        self._dock()
+        self._menus()
+        self._connect()
+        self.setWindowTitle(APP)
+        self.resize(1400, 900)
+        self.statusBar().showMessage("Ready. Record a generation, or open a session (Ctrl+O).")
+
+    # Construction --------------------------------------------------------------------------------
+    def _dock(self) -> None:
+        side = QSplitter(Qt.Orientation.Vertical)
+        side.addWidget(self.record_panel)
+        side.addWidget(self.session_list)
+        side.setSizes([430, 400])
+        dock = QDockWidget("Record and sessions", self)
+        dock.setObjectName("side")
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        dock.setWidget(side)
+        dock.setMinimumWidth(320)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+
+    def _menus(self) -> None:
+        menu = self.menuBar().addMenu("&File")
+        self._action(menu, "&Open…", self._open_dialog, QKeySequence.StandardKey.Open)
+        self.recent_menu = menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self._action(menu, "Save &As…", self._save_as_dialog, QKeySequence.StandardKey.SaveAs)
+        menu.addSeparator()
+        self._action(menu, "&Export Figures…", self._export_figures_dialog, QKeySequence("Ctrl+E"))
+        views = menu.addMenu("Export &View")
+        for name, title in VIEW_NAMES.items():
+            self._action(views, f"{title}…", lambda _=False, n=name: self._export_view_dialog(n))
+        self._action(menu, "Export &Image…", self._export_image_dialog)
+        menu.addSeparator()
+        self._action(menu, "&Compare Selected", self._compare_selected)
+        menu.addSeparator()
+        self._action(menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+    def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
+        action = menu.addAction(text)
+        action.triggered.connect(slot)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+        return action
+
+    def _connect(self) -> None:
+        self.record_panel.recordRequested.connect(self.start_recording)
+        self.record_panel.cancelRequested.connect(self.cancel_recording)
+        self.runner.progress.connect(self.record_panel.show_progress)
+        self.runner.finished.connect(self._recorded)
+        self.runner.failed.connect(self._record_failed)
+        self.runner.cancelled.connect(self._record_cancelled)
+        self.session_list.currentChanged.connect(self._show)
+        self.session_list.openRequested.connect(self._open_dialog)
+        self.session_list.compareRequested.connect(self.compare)
+
+    # Messages ------------------------------------------------------------------------------------
+    def show_error(self, text: str) -> None:
+        """One line in the status bar and a non-blocking dialog; never a traceback."""
+        self.statusBar().showMessage(text)
+        if self.error_box is not None:
+            self.error_box.close()
+        self.error_box = QMessageBox(QMessageBox.Icon.Warning, APP, text, QMessageBox.StandardButton.Ok, self)
+        self.error_box.open()
+
+    # Sessions ------------------------------------------------------------------------------------
+    def open_path(self, path: Path) -> SessionData | None:
+        """Open and show a session; a bad file gives one message and changes nothing else."""
+        try:
+            data = SessionData.open(path)
+        except SessionError as exc:
+            self.show_error(str(exc))
+            return None
+        self.session_list.add(data)
+        start = data.strongest()
+        if start is not None:
+            self.selection.set(stream="image", **start)
+        self._remember(data.path)
+        self.statusBar().showMessage(f"Opened {data.path}")
+        return data
+
+    def current(self) -> SessionData | None:
+        return self.session_list.current()
+
+    def _show(self, data: SessionData | None) -> None:
+        self.view.set_data(data)
+        self.setWindowTitle(f"{APP} · {data.path.name}" if data else APP)
+
+    def save_as(self, target: Path) -> SessionData | None:
+        """Copy the current session file and continue with the copy (sessions are written once, then read)."""
+        data = self.current()
+        if data is None:
+            self.show_error("No session to save.")
+            return None
+        target = Path(target)
+        if target.resolve() == data.path.resolve():
+            return data
+        try:
+            shutil.copyfile(data.path, target)
+        except OSError as exc:
+            self.show_error(f"Could not save {target}: {exc.strerror or exc}")
+            return None
+        self.session_list.remove(data)
+        return self.open_path(target)
+
+    def recent_files(self) -> list[str]:
+        return [str(p) for p in (self.settings.value(RECENT_KEY, []) or [])]
+
+    def _remember(self, path: Path) -> None:
+        entry = str(Path(path).resolve())
+        recent = [entry] + [p for p in self.recent_files() if p != entry]
+        self.settings.setValue(RECENT_KEY, recent[:MAX_RECENT])
+        self.settings.sync()
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = self.recent_files()
+        for entry in recent:
+            self._action(self.recent_menu, entry, lambda _=False, p=entry: self.open_path(Path(p)))
+        if not recent:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+
+    def compare(self, first: SessionData, second: SessionData) -> CompareWindow:
+        window = CompareWindow(first, second)
+        window.show()
+        self.compare_windows.append(window)
+        return window
+
+    def _compare_selected(self) -> None:
+        selected = [item.data(Qt.ItemDataRole.UserRole) for item in self.session_list.list.selectedItems()]
+        if len(selected) != 2:
+            self.show_error("Select exactly two sessions in the list (Ctrl+click) to compare them.")
+            return
+        self.compare(*selected)
+
+    # Export --------------------------------------------------------------------------------------
+    def export_figures(self, folder: Path) -> list[Path]:
+        data = self.current()
+        if data is None:
+            self.show_error("No session to export.")
+            return []
+        return self._exporting(lambda: export_all(self.view.figures(), data.image, Path(folder)), folder)
+
+    def export_view(self, name: str, path: Path) -> list[Path]:
+        return self._exporting(lambda: [export_widget(self.view.figures()[name], Path(path))], path)
+
+    def export_image(self, path: Path) -> list[Path]:
+        data = self.current()
+        if data is None or data.image is None:
+            self.show_error("This session has no image (the run did not finish).")
+            return []
+        return self._exporting(lambda: [export_image(data.image, Path(path))], path)
+
+    def _exporting(self, write, target: Path) -> list[Path]:
+        try:
+            written = write()
+        except (ExportError, OSError) as exc:
+            self.show_error(f"Export failed: {exc}")
+            return []
+        self.statusBar().showMessage(f"Exported {len(written)} file(s) to {target}")
+        return written
+
+    # Dialogs -------------------------------------------------------------------------------------
+    def _last_dir(self) -> str:
+        data = self.current()
+        return str(data.path.parent) if data else str(self.sessions_dir())
+
+    def _open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open session", self._last_dir(), SESSION_FILTER)
+        if path:
+            self.open_path(Path(path))
+
+    def _save_as_dialog(self) -> None:
+        if self.current() is None:
+            self.show_error("No session to save.")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save session as", self._last_dir(), SESSION_FILTER)
+        if path:
+            self.save_as(Path(path))
+
+    def _export_figures_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export all figures into folder", self._last_dir())
+        if folder:
+            self.export_figures(Path(folder))
+
+    def _export_view_dialog(self, name: str) -> None:
+        default = str(Path(self._last_dir()) / f"{name}.png")
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {VIEW_NAMES[name]}", default, FILTER)
+        if path:
+            self.export_view(name, Path(path))
+
+    def _export_image_dialog(self) -> None:
+        default = str(Path(self._last_dir()) / "image.png")
+        path, _ = QFileDialog.getSaveFileName(self, "Export image", default, "PNG image (*.png)")
+        if path:
+            self.export_image(Path(path))
+
+    # Recording -----------------------------------------------------------------------------------
+    def sessions_dir(self) -> Path:
+        return Path(str(self.settings.value(SESSIONS_DIR_KEY, Path.home() / APP / "sessions")))
+
+    def start_recording(self) -> None:
+        if self.runner.running():
+            return
+        prompt = self.record_panel.prompt.text().strip()
+        slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:40] or "session"
+        out = self.sessions_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}.h5"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.runner.start(self.record_panel.params(out))
+        self.record_panel.set_running(True, f"Recording to {out.name} (the model loads first)…")
+
+    def cancel_recording(self) -> None:
+        self.runner.cancel()
+        self.record_panel.status.setText("Cancelling at the next block…")
+
+    def _recorded(self, path: Path) -> None:
+        self.record_panel.set_running(False, f"Recorded {path.name}")
+        if self._closing:
+            self._remember(path)
+        else:
+            self.open_path(path)
+
+    def _record_failed(self, message: str) -> None:
+        self.record_panel.set_running(False, "Failed.")
+        self.show_error(f"Recording failed: {message}")
+
+    def _record_cancelled(self, path: Path) -> None:
+        """Finished steps are on disk: keep the partial session (listed and in the recent files)."""
+        self.record_panel.set_running(False, "Cancelled.")
+        if not path.is_file():
+            return
+        if self._closing:
+            self._remember(path)
+        else:
+            self.open_path(path)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Cancel a running job and wait for it, so its file is closed cleanly and its steps are kept."""
+        self._closing = True
+        if self.runner.running():
+            self.statusBar().showMessage("Cancelling the recording…")
+            self.runner.cancel()
+            self.runner.wait()
+        for window in self.compare_windows:
+            window.close()
+        for data in self.session_list.sessions():
+            data.close()
+        self.settings.sync()
+        super().closeEvent(event)

@@ -1,0 +1,164 @@
+"""The recording form: model, prompt and generation settings, Record / Cancel, and progress."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.worker import RecordParams
+
+EMBEDDED = "embedded model (shapes)"
+DTYPES = ("fp32", "bf16", "fp16")
+_DEFAULT = "default"  # shown at a spin box's minimum, which means "the model's default"
+
+
+def _spin(maximum: int, step: int = 1) -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(0, maximum)
+    box.setSingleStep(step)
+    box.setSpecialValueText(_DEFAULT)
+    return box
+
+
+class RecordPanel(QWidget):
+    """Emits `recordRequested` on a valid form; the window picks the output file, calls `params(out)` and runs it."""
+
+    recordRequested = Signal()
+    cancelRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.model = QComboBox()
+        self.model.setEditable(True)
+        self.model.addItem(EMBEDDED)
+        self.model.setToolTip("the embedded model, a hub id (e.g. black-forest-labs/FLUX.1-dev) or a local folder")
+        browse = QToolButton()
+        browse.setText("…")
+        browse.setToolTip("choose a local diffusers pipeline folder")
+        browse.clicked.connect(self._browse_model)
+        self.dtype = QComboBox()
+        self.dtype.addItems(DTYPES)
+        self.offload = QCheckBox("CPU offload")
+        self.prompt = QLineEdit()
+        self.prompt.setPlaceholderText("a small red circle on a blue background")
+        self.negative = QLineEdit()
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.steps = _spin(1000)
+        self.guidance = QDoubleSpinBox()
+        self.guidance.setRange(-1.0, 100.0)
+        self.guidance.setValue(-1.0)
+        self.guidance.setSingleStep(0.5)
+        self.guidance.setSpecialValueText(_DEFAULT)
+        self.height_ = _spin(4096, 16)
+        self.width_ = _spin(4096, 16)
+        self.k = QSpinBox()
+        self.k.setRange(1, 256)
+        self.k.setValue(16)
+        self.k.setToolTip("how many top channels per block keep their token maps")
+        self.record = QPushButton("Record")
+        self.record.setDefault(True)
+        self.record.clicked.connect(self._emit_record)
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setEnabled(False)
+        self.cancel.clicked.connect(self.cancelRequested)
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.status = QLabel("idle")
+        self.status.setWordWrap(True)
+        self._layout(browse)
+
+    def _layout(self, browse: QToolButton) -> None:
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model, stretch=1)
+        model_row.addWidget(browse)
+        precision = QHBoxLayout()
+        precision.addWidget(self.dtype)
+        precision.addWidget(self.offload)
+        size = QHBoxLayout()
+        size.addWidget(self.width_)
+        size.addWidget(QLabel("×"))
+        size.addWidget(self.height_)
+        form = QFormLayout()
+        form.addRow("model", model_row)
+        form.addRow("dtype", precision)
+        form.addRow("prompt", self.prompt)
+        form.addRow("negative", self.negative)
+        form.addRow("seed", self.seed)
+        form.addRow("steps", self.steps)
+        form.addRow("guidance", self.guidance)
+        form.addRow("size (w × h)", size)
+        form.addRow("top-k maps", self.k)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.record)
+        buttons.addWidget(self.cancel)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+
+    def _browse_model(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a diffusers pipeline folder")
+        if folder:
+            self.model.setEditText(folder)
+
+    def params(self, out: Path) -> RecordParams:
+        """The form as a request; unset fields stay None so the engine applies the model's defaults."""
+        model = self.model.currentText().strip()
+        return RecordParams(
+            prompt=self.prompt.text().strip(),
+            out=out,
+            model=None if model in ("", EMBEDDED) else model,
+            negative_prompt=self.negative.text().strip(),
+            seed=self.seed.value(),
+            steps=self.steps.value() or None,
+            guidance=None if self.guidance.value() < 0 else self.guidance.value(),
+            height=self.height_.value() or None,
+            width=self.width_.value() or None,
+            k=self.k.value(),
+            dtype=self.dtype.currentText(),
+            offload=self.offload.isChecked(),
+        )
+
+    def _emit_record(self) -> None:
+        if not self.prompt.text().strip():
+            self.status.setText("Enter a prompt first.")
+            self.prompt.setFocus()
+            return
+        self.recordRequested.emit()
+
+    # State shown while a job runs ----------------------------------------------------------------------
+    def set_running(self, running: bool, message: str) -> None:
+        self.record.setEnabled(not running)
+        self.cancel.setEnabled(running)
+        self.status.setText(message)
+        if running:
+            self.progress.setRange(0, 0)  # busy until the first block reports (loading the model)
+        else:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+            self.progress.setFormat("")
+
+    def show_progress(self, p) -> None:
+        """p: engine Progress(step, steps, block, blocks, block_name), 0-based step and block."""
+        total = max(1, p.steps * p.blocks)
+        self.progress.setRange(0, total)
+        self.progress.setValue(p.step * p.blocks + p.block + 1)
+        self.progress.setFormat(f"step {p.step + 1}/{p.steps} · block {p.block + 1}/{p.blocks} ({p.block_name})")

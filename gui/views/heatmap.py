@@ -1,0 +1,76 @@
+"""Mean |x| over block x channel at the selected step, with massive channels circled."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+
+from gui.selection import Selection
+from gui.session_data import SessionData
+from gui.views.heatmap_plot import HeatmapPlot
+
+_SUN_PEN = pg.mkPen(color=(255, 255, 255), width=1.2)
+
+
+class _Markers(pg.ScatterPlotItem):
+    """Circles that let a click through to the cell underneath (massive cells are the ones people click)."""
+
+    def mouseClickEvent(self, ev) -> None:
+        ev.ignore()
+
+
+class ChannelHeatmap(HeatmapPlot):
+    """Redraws only the cells on a step or stream change; a block or channel change moves the crosshair."""
+
+    def __init__(self, selection: Selection):
+        super().__init__("channel", "block", "mean |x|", colormap="viridis", crosshair="#dc143c")
+        self.selection = selection
+        self.data: SessionData | None = None
+        self.log = False
+        self.sun = _Markers(symbol="o", size=7, pen=_SUN_PEN, brush=None, pxMode=True)
+        self.sun.setToolTip("massive by Sun et al.'s rule: max |x| > 100 and > 1000 x the block's median |x|")
+        self.plot.addItem(self.sun)
+        self.cellClicked.connect(lambda row, col: selection.set(block=row, channel=col))
+        selection.changed.connect(self._on_changed)
+
+    def set_data(self, data: SessionData | None) -> None:
+        self.data = data
+        self._redraw(fit=True)
+
+    def set_log(self, log: bool) -> None:
+        self.log = log
+        self.set_bar_label("log10 mean |x|" if log else "mean |x|")  # here, not per redraw: it re-lays the bar
+        self._redraw()
+
+    def _on_changed(self, fields: frozenset) -> None:
+        if fields & {"stream", "step"}:
+            self._redraw(fit="stream" in fields)
+        else:
+            self._mark()
+
+    def _mark(self) -> None:
+        pick = self.data.resolve(self.selection) if self.data else None
+        if pick is not None:
+            self.mark(pick.block, pick.channel)
+
+    def _redraw(self, fit: bool = False) -> None:
+        pick = self.data.resolve(self.selection) if self.data else None
+        if pick is None:
+            self.sun.clear()
+            self.clear_values("mean |x|: no step recorded")
+            return
+        st = self.data.stats(pick.stream)
+        self.set_values(self.data.heatmap(pick.stream, pick.step, self.log), st.log_levels if self.log else st.levels)
+        rows, cols = self.data.sun_cells(pick.stream, pick.step)
+        self.sun.setData(x=cols, y=rows)
+        self.set_title(f"mean |x| · {pick.stream} · {self.data.step_label(pick.step)} · ○ massive: {_listed(cols)}")
+        if fit:
+            self.set_row_names(st.blocks)
+            self.fit(*st.mean_abs.shape[1:])
+        self.mark(pick.block, pick.channel)
+
+
+def _listed(channels: np.ndarray) -> str:
+    """The first few distinct massive channels, for a title that must stay short."""
+    unique = np.unique(channels)
+    shown = ", ".join(str(c) for c in unique[:4])
+    return f"{shown}{'…' if unique.size > 4 else ''}" if unique.size else "none"

@@ -1,0 +1,121 @@
+"""The generated image and the selected channel's token map, over the image or beside it."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+
+from gui.selection import Selection
+from gui.session_data import Pick, SessionData
+from gui.views.heatmap_plot import Title, set_levels
+
+OVER, BESIDE = "over", "beside"
+
+
+def _image_plot() -> pg.PlotItem:
+    plot = pg.PlotItem()
+    plot.invertY(True)
+    plot.setAspectLocked(True)
+    plot.hideAxis("left")
+    plot.hideAxis("bottom")
+    plot.setMenuEnabled(False)
+    plot.hideButtons()
+    return plot
+
+
+class TokenMapView(pg.GraphicsLayoutWidget):
+    """Signed token maps use a diverging colour map centred on 0 so that sign and size both read at a glance.
+
+    One title row spans the panels (image, map, colour bar).
+    """
+
+    def __init__(self, selection: Selection):
+        super().__init__()
+        self.selection = selection
+        self.data: SessionData | None = None
+        self.mode = OVER
+        self.title = Title("no session")
+        self.ci.addItem(self.title, row=0, col=0, colspan=3)
+        self.left, self.right = _image_plot(), _image_plot()
+        self.picture, self.overlay, self.side = pg.ImageItem(), pg.ImageItem(), pg.ImageItem()
+        self.left.addItem(self.picture)
+        self.left.addItem(self.overlay)
+        self.right.addItem(self.side)
+        self.opacity = 0.6
+        self.bar = pg.ColorBarItem(colorMap="CET-D1", label="x (signed)", interactive=False, colorMapMenu=False)
+        self.bar.setImageItem([self.overlay, self.side])
+        self.bar.axis.setWidth(None)  # a fixed width hides tick labels of narrow ranges
+        self.ci.addItem(self.left, row=1, col=0)
+        self.ci.addItem(self.bar, row=1, col=2)
+        selection.changed.connect(self._on_changed)
+
+    # Controls ------------------------------------------------------------------------------------
+    def set_mode(self, mode: str) -> None:
+        """OVER draws the map on the image at the chosen opacity; BESIDE gives it its own panel."""
+        if mode == self.mode:
+            return
+        self.mode = mode
+        if mode == BESIDE:
+            self.ci.addItem(self.right, row=1, col=1)
+        else:
+            self.ci.removeItem(self.right)
+        self.overlay.setVisible(mode == OVER)
+        self._redraw()
+
+    def set_opacity(self, opacity: float) -> None:
+        self.opacity = opacity
+        if self.data is not None and self.data.image is not None:
+            self.overlay.setOpacity(opacity)
+
+    # Data ----------------------------------------------------------------------------------------
+    def set_data(self, data: SessionData | None) -> None:
+        self.data = data
+        image = data.image if data else None
+        if image is None:
+            self.picture.clear()
+        else:
+            self.picture.setImage(image, autoLevels=False, levels=(0, 255))
+        self._redraw()
+
+    def _on_changed(self, fields: frozenset) -> None:
+        self._redraw()
+
+    def current_map(self) -> np.ndarray | None:
+        """The (h, w) map on screen, or None when nothing is shown."""
+        return self.side.image
+
+    def _redraw(self) -> None:
+        pick = self.data.resolve(self.selection) if self.data else None
+        values, title = self._map(pick)
+        self.title.setText(title)
+        if values is None:
+            self.overlay.clear()
+            self.side.clear()
+            return
+        self.overlay.setImage(values, autoLevels=False)
+        self.side.setImage(values, autoLevels=False)
+        peak = _nice(float(np.nanmax(np.abs(values))))
+        set_levels(self.bar, (-peak, peak))
+        image = self.data.image
+        h, w = image.shape[:2] if image is not None else values.shape
+        self.overlay.setRect(QRectF(0, 0, w, h))
+        self.overlay.setOpacity(self.opacity if image is not None else 1.0)  # nothing underneath to see through
+
+    def _map(self, pick: Pick | None) -> tuple[np.ndarray | None, str]:
+        if pick is None:
+            return None, "token map: nothing recorded" if self.data else "no session"
+        if pick.stream != "image":
+            return None, "token maps exist for the image stream only"
+        block = self.data.blocks("image")[pick.block]
+        values = self.data.token_map(pick.step, pick.block, pick.channel)
+        if values is None:
+            return None, f"no map: channel {pick.channel} not in top-{self.data.k} of {block}, step {pick.step}"
+        return values, f"token map · channel {pick.channel} · {block} · {self.data.step_label(pick.step)}"
+
+
+def _nice(peak: float) -> float:
+    """The next 1, 2 or 5 x 10^n at or above `peak`: a readable colour bar that stays put between nearby maps."""
+    if not np.isfinite(peak) or peak <= 0:
+        return 1.0
+    scale = 10.0 ** np.floor(np.log10(peak))
+    return float(next(m * scale for m in (1, 2, 5, 10) if m * scale >= peak))
