@@ -1,5 +1,4 @@
 """The MassiveLens desktop app (PySide6 + pyqtgraph). Reads sessions/, runs engine/ on a worker thread.
 
-Importing this package does not import Qt (the CLI imports gui.figures); modules that run Qt call
-gui.compat.keep_none_alive() first.
+Importing this package does not import Qt (the CLI imports gui.figures lazily).
 """

@@ -18,11 +18,7 @@ def _app():
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import pyqtgraph as pg
 
-    from gui.compat import keep_none_alive
-
-    app = pg.mkQApp()
-    keep_none_alive()
-    return app
+    return pg.mkQApp()
 
 
 def line_figure(

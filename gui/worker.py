@@ -14,9 +14,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, SignalInstance, Slot
 
 from engine.cancel import CancelToken
-from gui.compat import keep_none_alive
 
-keep_none_alive()
 log = logging.getLogger(__name__)
 
 

@@ -10,10 +10,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
 
-from gui.compat import keep_none_alive  # noqa: E402
 from tests.session_factory import write_synthetic_session  # noqa: E402
-
-keep_none_alive()  # before any test makes Qt calls (see gui/compat.py)
 
 
 @pytest.fixture(autouse=True)
