@@ -12,20 +12,23 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox
 
 from gui.compare import CompareWindow
 from gui.export import FILTER, ExportError, export_all, export_image, export_widget
+from gui.probe_panel import ProbePanel, probe_job
 from gui.record_panel import RecordPanel
 from gui.selection import Selection
 from gui.session_data import SessionData
 from gui.session_list import SessionList
 from gui.session_view import SessionView
+from gui.summary_view import SummaryView
 from gui.worker import Job, RecordRunner, engine_job
 from sessions.reader import SessionError
+from sessions.summary_schema import SUMMARY_H5
 
 ORG = APP = "MassiveLens"
 RECENT_KEY, SESSIONS_DIR_KEY = "recent_files", "sessions_dir"
 MAX_RECENT = 10
-SESSION_FILTER = "MassiveLens session (*.h5);;All files (*)"
+SESSION_FILTER = "MassiveLens session or batch summary (*.h5);;All files (*)"
 VIEW_NAMES = {"channel_heatmap": "Channel heatmap", "step_heatmap": "Block × step heatmap",
-              "ranking": "Ranking table", "token_map": "Image and token map"}
+              "ranking": "Ranking table", "token_map": "Image and token map", "cluster_overlay": "Token clusters"}
 
 
 def make_settings() -> QSettings:
@@ -36,7 +39,7 @@ def make_settings() -> QSettings:
 class MainWindow(QMainWindow):
     """Every action has a dialog-free method (open_path, save_as, export_figures, ...) that tests call too."""
 
-    def __init__(self, settings: QSettings | None = None, job: Job = engine_job):
+    def __init__(self, settings: QSettings | None = None, job: Job = engine_job, probe: Job = probe_job):
         super().__init__()
         self.settings = settings or make_settings()
         self.selection = Selection()
@@ -46,6 +49,8 @@ class MainWindow(QMainWindow):
         self.runner = RecordRunner(job, self)
         self.error_box: QMessageBox | None = None
         self.compare_windows: list[CompareWindow] = []
+        self.summary_windows: list[SummaryView] = []
+        self.probe_panel = ProbePanel(self.record_panel, self.sessions_dir().parent / "probes", probe, self._probe_blocked)
         self._closing = False
         self.setCentralWidget(self.view)
         self._dock()
@@ -71,6 +76,7 @@ class MainWindow(QMainWindow):
     def _menus(self) -> None:
         menu = self.menuBar().addMenu("&File")
         self._action(menu, "&Open…", self._open_dialog, QKeySequence.StandardKey.Open)
+        self._action(menu, "Open &Batch Folder…", self._open_batch_dialog)
         self.recent_menu = menu.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         self._action(menu, "Save &As…", self._save_as_dialog, QKeySequence.StandardKey.SaveAs)
@@ -84,6 +90,8 @@ class MainWindow(QMainWindow):
         self._action(menu, "&Compare Selected", self._compare_selected)
         menu.addSeparator()
         self._action(menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        analysis = self.menuBar().addMenu("&Analysis")
+        self._action(analysis, "Disruption &Probe…", self.show_probe_panel)
 
     def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
         action = menu.addAction(text)
@@ -113,8 +121,12 @@ class MainWindow(QMainWindow):
         self.error_box.open()
 
     # Sessions ------------------------------------------------------------------------------------
-    def open_path(self, path: Path) -> SessionData | None:
-        """Open and show a session; a bad file gives one message and changes nothing else."""
+    def open_path(self, path: Path) -> SessionData | SummaryView | None:
+        """Open and show a session, or a batch's summary (its folder or summary.h5); a bad file gives one
+        message and changes nothing else."""
+        path = Path(path)
+        if path.is_dir() or path.name == SUMMARY_H5:
+            return self.open_summary(path)
         try:
             data = SessionData.open(path)
         except SessionError as exc:
@@ -127,6 +139,19 @@ class MainWindow(QMainWindow):
         self._remember(data.path)
         self.statusBar().showMessage(f"Opened {data.path}")
         return data
+
+    def open_summary(self, path: Path) -> SummaryView | None:
+        """A batch summary opens in a window of its own, beside the sessions."""
+        try:
+            view = SummaryView.open(path)
+        except SessionError as exc:
+            self.show_error(str(exc))
+            return None
+        view.show()
+        self.summary_windows.append(view)
+        self._remember(path)
+        self.statusBar().showMessage(f"Opened the batch summary {path}")
+        return view
 
     def current(self) -> SessionData | None:
         return self.session_list.current()
@@ -219,6 +244,11 @@ class MainWindow(QMainWindow):
         if path:
             self.open_path(Path(path))
 
+    def _open_batch_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a batch folder (python main.py batch --out)", self._last_dir())
+        if folder:
+            self.open_path(Path(folder))
+
     def _save_as_dialog(self) -> None:
         if self.current() is None:
             self.show_error("No session to save.")
@@ -248,8 +278,21 @@ class MainWindow(QMainWindow):
     def sessions_dir(self) -> Path:
         return Path(str(self.settings.value(SESSIONS_DIR_KEY, Path.home() / APP / "sessions")))
 
+    def show_probe_panel(self) -> ProbePanel:
+        self.probe_panel.describe_model()
+        self.probe_panel.show()
+        self.probe_panel.raise_()
+        return self.probe_panel
+
+    def _probe_blocked(self) -> str | None:
+        """Recording and probing would hook the one cached pipeline at once: one job at a time."""
+        return "wait for the recording to finish" if self.runner.running() else None
+
     def start_recording(self) -> None:
         if self.runner.running():
+            return
+        if self.probe_panel.runner.running():
+            self.record_panel.status.setText("Wait for the probe to finish (or cancel it).")
             return
         prompt = self.record_panel.prompt.text().strip()
         slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:40] or "session"
@@ -290,7 +333,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Cancelling the recording…")
             self.runner.cancel()
             self.runner.wait()
-        for window in self.compare_windows:
+        for window in [*self.compare_windows, *self.summary_windows, self.probe_panel]:
             window.close()
         for data in self.session_list.sessions():
             data.close()

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 
 from gui.selection import Selection
 from gui.session_data import SessionData
+from gui.views.cluster_overlay import ClusterOverlay
 from gui.views.heatmap import ChannelHeatmap
 from gui.views.ranking import RankingView
 from gui.views.step_heatmap import StepHeatmap
@@ -39,6 +40,7 @@ class SessionView(QWidget):
         self.step_heatmap = StepHeatmap(selection)
         self.ranking = RankingView(selection)
         self.token_map = TokenMapView(selection)
+        self.clusters = ClusterOverlay(selection)
         self.header = QLabel("No session. Record one, or File > Open.")
         self.header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.header.setWordWrap(True)
@@ -84,7 +86,8 @@ class SessionView(QWidget):
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(self.heatmap)
         top.addWidget(self.token_map)
-        top.setSizes([620, 420])
+        top.addWidget(self.clusters)
+        top.setSizes([350, 340, 370])
         bottom = QSplitter(Qt.Orientation.Horizontal)
         bottom.addWidget(self.step_heatmap)
         bottom.addWidget(self.ranking)
@@ -102,6 +105,7 @@ class SessionView(QWidget):
             "step_heatmap": self.step_heatmap,
             "ranking": self.ranking,
             "token_map": self.token_map,
+            "cluster_overlay": self.clusters.figure,
         }
 
     # Data ----------------------------------------------------------------------------------------
@@ -109,7 +113,7 @@ class SessionView(QWidget):
         self.data = data
         self.header.setText(_describe(data))
         self._configure_controls()
-        for view in (self.heatmap, self.step_heatmap, self.ranking, self.token_map):
+        for view in (self.heatmap, self.step_heatmap, self.ranking, self.token_map, self.clusters):
             view.set_data(data)
 
     def set_log(self, log: bool) -> None:

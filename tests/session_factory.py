@@ -42,8 +42,10 @@ def write_synthetic_session(
     steps_written: int | None = None,
     hidden_blocks: tuple[str, ...] = (),
     seed: int = 0,
+    control_sets: tuple[str, ...] = (),
 ) -> Path:
-    """A session whose image stream has PLANTED channels far above the rest, brighter on the top-left subject."""
+    """A session whose image stream has PLANTED channels far above the rest, brighter on the top-left subject;
+    `control_sets` ("bottom", "random") also records those channel sets' maps, as `record --controls` does."""
     rng = np.random.default_rng(seed)
     names = {"image": [f"double.{i}" for i in range(blocks)], "text": [f"double.{i}" for i in range(blocks)]}
     layout = Layout(
@@ -52,10 +54,11 @@ def write_synthetic_session(
         grid=grid,
         hidden_blocks=hidden_blocks,
         hidden_steps=tuple(range(steps)) if hidden_blocks else (),
+        control_sets=control_sets,
     )
     writer = SessionWriter(path, synthetic_info(steps, k), layout)
     for step in range(steps if steps_written is None else steps_written):
-        writer.write_step(_synthetic_step(rng, step, steps, names["image"], channels, grid, k, hidden_blocks))
+        writer.write_step(_synthetic_step(rng, step, steps, names["image"], channels, grid, k, hidden_blocks, control_sets))
     if complete:
         writer.finish(rng.integers(0, 255, size=(64, 64, 3), dtype=np.uint8))
     else:
@@ -76,7 +79,7 @@ def _tokens(rng: np.random.Generator, channels: int, grid: tuple[int, int]) -> n
     return tokens
 
 
-def _synthetic_step(rng, step, steps, blocks, channels, grid, k, hidden_blocks) -> StepRecord:
+def _synthetic_step(rng, step, steps, blocks, channels, grid, k, hidden_blocks, control_sets=()) -> StepRecord:
     """Statistics of one step. Blocks share one token sample (cheap at FLUX size: 57 x 3072 x 4096
     would be 2.9 GB a step); per-block noise on the statistics keeps blocks distinguishable."""
     tokens = _tokens(rng, channels, grid)
@@ -86,7 +89,22 @@ def _synthetic_step(rng, step, steps, blocks, channels, grid, k, hidden_blocks) 
     peak = a.max(axis=0) * jitter
     median = np.full(len(blocks), np.median(a), np.float32)
     top = np.argsort(-mean, axis=1, kind="stable")[:, :k].astype(np.int32)
-    maps = np.stack([tokens[:, top[b]].T.reshape(k, *grid) for b in range(len(blocks))])
     stats = StreamStats(mean, peak, median)
     hidden = {("image", name): tokens for name in hidden_blocks}
-    return StepRecord(step, 1000.0 * (1 - step / steps), {"image": stats, "text": stats}, top, maps, hidden)
+    control = {name: _control(name, mean, k, step) for name in control_sets}
+    return StepRecord(step, 1000.0 * (1 - step / steps), {"image": stats, "text": stats}, top, _maps(tokens, top, grid), hidden,
+                      {name: (ids, _maps(tokens, ids, grid)) for name, ids in control.items()})
+
+
+def _control(name: str, mean: np.ndarray, k: int, step: int) -> np.ndarray:
+    """(blocks, k) ids of a control set: the k weakest channels, or a draw of its own generator (so that
+    recording controls leaves every other value of the session unchanged)."""
+    if name == "bottom":
+        return np.argsort(mean, axis=1, kind="stable")[:, :k].astype(np.int32)
+    draw = np.random.default_rng(step)
+    return np.stack([draw.choice(mean.shape[1], k, replace=False) for _ in mean]).astype(np.int32)
+
+
+def _maps(tokens: np.ndarray, ids: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """(blocks, k, h, w) token maps of the chosen channels of every block."""
+    return np.stack([tokens[:, row].T.reshape(len(row), *grid) for row in ids])

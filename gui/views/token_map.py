@@ -12,7 +12,7 @@ from gui.views.heatmap_plot import Title, set_levels
 OVER, BESIDE = "over", "beside"
 
 
-def _image_plot() -> pg.PlotItem:
+def image_plot() -> pg.PlotItem:
     plot = pg.PlotItem()
     plot.invertY(True)
     plot.setAspectLocked(True)
@@ -36,7 +36,7 @@ class TokenMapView(pg.GraphicsLayoutWidget):
         self.mode = OVER
         self.title = Title("no session")
         self.ci.addItem(self.title, row=0, col=0, colspan=3)
-        self.left, self.right = _image_plot(), _image_plot()
+        self.left, self.right = image_plot(), image_plot()
         self.picture, self.overlay, self.side = pg.ImageItem(), pg.ImageItem(), pg.ImageItem()
         self.left.addItem(self.picture)
         self.left.addItem(self.overlay)

@@ -1,4 +1,5 @@
-"""Fake recording jobs with the engine job's contract: (params, progress, cancel) -> session path."""
+"""Fake recording jobs with the engine job's contract: (params, progress, cancel) -> session path; and a fake
+engine.probe.probe with the probe's contract: (request, progress, cancel) -> ProbeResult."""
 from __future__ import annotations
 
 import time
@@ -6,11 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from engine.metrics import mse, psnr
 from gui.worker import RecordParams
+from sessions.reader import open_session
 from sessions.records import Layout, StepRecord, StreamStats
 from sessions.writer import SessionWriter
-from tests.session_factory import synthetic_info
+from tests.session_factory import synthetic_info, write_synthetic_session
 
 
 @dataclass(frozen=True)
@@ -71,3 +75,37 @@ def _step(rng: np.random.Generator, step: int, steps: int, blocks: int, channels
     top = np.argsort(-mean, axis=1, kind="stable")[:, :4].astype(np.int32)
     maps = rng.normal(size=(blocks, 4, 8, 8)).astype(np.float32)
     return StepRecord(step, 1000.0 * (1 - step / steps), {"image": stats, "text": stats}, top, maps)
+
+
+def fake_probe(world: bool = False, delay: float = 0.0):
+    """Writes what engine.probe.probe writes (a baseline session per prompt and seed, one PNG per generation)
+    without a model: each "disrupted" image is the baseline darkened by an amount set by strategy and k.
+    world=True also scores accuracy and mask IoU, as on the embedded model."""
+    from engine.probe import ProbeResult, ProbeRow
+
+    def run(request, progress=None, cancel=None):
+        plan = [(s, k, d) for s in request.strategies for k in request.ks for d in range(request.draws if s == "random" else 1)]
+        total, done, rows, sessions = len(request.prompts) * len(request.seeds) * (1 + len(plan)), 0, [], []
+        (request.out / "images").mkdir(parents=True, exist_ok=True)
+        for index, prompt in enumerate(request.prompts):
+            for seed in request.seeds:
+                session = write_synthetic_session(request.out / "sessions" / f"{index:03d}-seed{seed}.h5", seed=index + seed)
+                sessions.append(session)
+                with open_session(session) as s:
+                    baseline = s.image()
+                done += 1
+                for strategy, k, draw in plan:
+                    cancel.check()
+                    progress(done, total, f"{strategy}-{k}")
+                    time.sleep(delay)
+                    factor = 1 - 0.1 * k / max(request.ks) * (3 if strategy == "top" else 1) - 0.01 * draw
+                    image = (baseline * factor).astype(np.uint8)
+                    name = f"{index:03d}-seed{seed}-{strategy}-k{k}-d{draw}.png"
+                    Image.fromarray(image).save(request.out / "images" / name)
+                    score = (float(strategy != "top"), 1 / (1 + k)) if world else (None, None)
+                    rows.append(ProbeRow(index, prompt, seed, strategy, k, draw, mse(image, baseline), psnr(image, baseline),
+                                         *score, name))
+                    done += 1
+        return ProbeResult("fake/shapes-dit", rows, 1.0 if world else None, sessions)
+
+    return run

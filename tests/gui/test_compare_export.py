@@ -45,14 +45,14 @@ def test_export_writes_every_figure_in_every_format(qtbot, settings, session_pat
     window.open_path(session_path)
     written = window.export_figures(tmp_path / "figures")
     names = {p.name for p in written}
-    for stem in ("channel_heatmap", "step_heatmap", "ranking", "token_map"):
+    for stem in ("channel_heatmap", "step_heatmap", "ranking", "token_map", "cluster_overlay"):
         assert {f"{stem}.png", f"{stem}.svg", f"{stem}.pdf"} <= names
         assert_not_blank(pixels(QImage(str(tmp_path / "figures" / f"{stem}.png"))))
         assert b"<svg" in (tmp_path / "figures" / f"{stem}.svg").read_bytes()[:2000]
         assert (tmp_path / "figures" / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
     with open_session(session_path) as s:
         np.testing.assert_array_equal(pixels(QImage(str(tmp_path / "figures" / "image.png"))), s.image())
-    assert "Exported 13 file(s)" in window.statusBar().currentMessage()
+    assert "Exported 16 file(s)" in window.statusBar().currentMessage()
 
 
 def test_single_view_and_image_export_and_their_errors(qtbot, settings, session_path, tmp_path):

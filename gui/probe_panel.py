@@ -1,0 +1,271 @@
+"""The disruption probe in the app (issue 5): engine.probe.probe on the record panel's model, for one or a few
+prompts, run on the recording worker (cancellable, one-line errors), then its image grid and quality-vs-k plot.
+
+A run writes a folder (images/, sessions/, probe.csv, probe_summary.csv and probe.json) under `out_root`; the
+panel shows what the folder holds, so nothing on the GUI thread imports the engine's model code.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.cancel import CancelToken
+from gui.export import FILTER, ExportError, export_widget
+from gui.probe_report import ProbeReport, save_report
+from gui.probe_results import ProbeResults
+from gui.record_panel import RecordPanel
+from gui.worker import Job, ProgressFn, RecordRunner
+
+STRATEGIES = ("top", "bottom", "random")  # engine.probe.STRATEGIES (not imported: it would load torch here)
+MODES = ("zero", "mean")
+
+
+@dataclass(frozen=True)
+class ProbeParams:
+    """The probe form plus the record panel's model settings, as plain data; None means the model's default."""
+
+    prompts: tuple[str, ...]
+    out: Path
+    ks: tuple[int, ...] = (1, 2, 4, 8, 16)
+    strategies: tuple[str, ...] = STRATEGIES
+    draws: int = 3
+    mode: str = "zero"
+    model: str | None = None
+    dtype: str = "fp32"
+    offload: bool = False
+    seed: int = 0
+    negative_prompt: str = ""
+    steps: int | None = None
+    guidance: float | None = None
+    height: int | None = None
+    width: int | None = None
+
+
+def probe_job(params: ProbeParams, progress: ProgressFn, cancel: CancelToken, run: Callable | None = None) -> Path:
+    """The worker's job: engine.probe.probe (or `run`, a stand-in with its signature: tests inject one), then
+    the tables and probe.json. The engine is imported here, so torch loads on the worker thread."""
+    from engine import defaults
+    from engine.loading import ModelSpec
+    from engine.probe import ProbeRequest, probe, write_tables
+
+    fields = asdict(params)
+    spec = ModelSpec(fields.pop("model") or defaults.DEFAULT_MODEL, fields.pop("dtype"), offload=fields.pop("offload"))
+    seeds = (fields.pop("seed"),)
+    request = ProbeRequest(**{**fields, "prompts": list(params.prompts)}, spec=spec, seeds=seeds)
+    result = (run or probe)(request, progress=lambda done, total, text: progress((done, total, text)), cancel=cancel)
+    write_tables(result, params.out)
+    save_report(result, params.out, params.mode)
+    return params.out
+
+
+def parse_ks(text: str) -> tuple[int, ...]:
+    """Space- or comma-separated positive integers, in the order given, without repeats."""
+    words = text.replace(",", " ").split()
+    if not words or not all(w.isdigit() and int(w) > 0 for w in words):
+        raise ValueError(f"k must be positive whole numbers, e.g. 1 2 4 8 16; got {text!r}")
+    return tuple(dict.fromkeys(int(w) for w in words))
+
+
+class ProbePanel(QWidget):
+    """A window of its own; `blocked()` names a reason not to start now (the main window: a recording runs,
+    and both jobs would hook the one cached pipeline)."""
+
+    def __init__(self, record_panel: RecordPanel, out_root: Path, job: Job = probe_job,
+                 blocked: Callable[[], str | None] = lambda: None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("MassiveLens · disruption probe")
+        self.record_panel = record_panel
+        self.out_root = Path(out_root)
+        self.blocked = blocked
+        self.folder: Path | None = None
+        self.runner = RecordRunner(job, self)
+        self.runner.progress.connect(self._progress)
+        self.runner.finished.connect(self.show_folder)
+        self.runner.failed.connect(lambda message: self._stopped(f"failed: {message}"))
+        self.runner.cancelled.connect(lambda _: self._stopped("cancelled"))
+        self.results = ProbeResults()
+        self._build()
+        self.resize(1280, 860)
+
+    # Form ----------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.prompts = QPlainTextEdit()
+        self.prompts.setPlaceholderText("one prompt a line (default: the record panel's prompt)")
+        self.prompts.setMaximumHeight(90)
+        self.ks = QLineEdit("1 2 4 8 16")
+        self.ks.setToolTip("channels disrupted per block; one grid column each")
+        self.strategies = {name: QCheckBox(name) for name in STRATEGIES}
+        for box in self.strategies.values():
+            box.setChecked(True)
+        self.draws = QSpinBox()
+        self.draws.setRange(1, 20)
+        self.draws.setValue(3)
+        self.draws.setToolTip("random draws per k (the random strategy only)")
+        self.mode = QComboBox()
+        self.mode.addItems(MODES)
+        self.mode.setToolTip("set the chosen channels to zero, or to their mean over tokens")
+        self.model = QLabel()
+        self.model.setWordWrap(True)
+        self.model.setStyleSheet("color: gray")
+        self.run_button = QPushButton("Run")
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self._cancel)
+        self.export_button = QPushButton("Export…")
+        self.export_button.setEnabled(False)
+        self.export_button.clicked.connect(self._export_dialog)
+        self.progress = QProgressBar()
+        self.status = QLabel("idle")
+        self.status.setWordWrap(True)
+        strategies = QHBoxLayout()
+        for box in self.strategies.values():
+            strategies.addWidget(box)
+        form = QFormLayout()
+        form.addRow("prompts", self.prompts)
+        form.addRow("k", self.ks)
+        form.addRow("strategies", strategies)
+        form.addRow("random draws", self.draws)
+        form.addRow("mode", self.mode)
+        form.addRow("model", self.model)
+        buttons = QHBoxLayout()
+        for button in (self.run_button, self.cancel_button, self.export_button):
+            buttons.addWidget(button)
+        side = QVBoxLayout()
+        side.addLayout(form)
+        side.addLayout(buttons)
+        side.addWidget(self.progress)
+        side.addWidget(self.status)
+        side.addStretch(1)
+        side_widget = QWidget()
+        side_widget.setLayout(side)
+        side_widget.setFixedWidth(330)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.results)
+        layout = QHBoxLayout(self)
+        layout.addWidget(side_widget, alignment=Qt.AlignmentFlag.AlignTop)
+        layout.addWidget(scroll, stretch=1)
+        self.describe_model()
+
+    def describe_model(self) -> None:
+        """The generation settings come from the record panel: say which, so a run holds no surprise."""
+        p = self.record_panel.params(Path())
+        size = f"{p.width or 'default'}×{p.height or 'default'}"
+        self.model.setText(f"{p.model or 'embedded model'} · {p.dtype} · seed {p.seed} · steps {p.steps or 'default'} · "
+                           f"guidance {p.guidance if p.guidance is not None else 'default'} · {size} "
+                           f"(from the record panel)")
+
+    def params(self, out: Path) -> ProbeParams:
+        """The form as a request (ValueError for what the form itself can tell is wrong)."""
+        record = self.record_panel.params(out)
+        prompts = tuple(line.strip() for line in self.prompts.toPlainText().splitlines() if line.strip())
+        prompts = prompts or ((record.prompt,) if record.prompt else ())
+        if not prompts:
+            raise ValueError("enter a prompt (here or in the record panel)")
+        strategies = tuple(name for name, box in self.strategies.items() if box.isChecked())
+        if not strategies:
+            raise ValueError("choose at least one strategy")
+        return ProbeParams(
+            prompts=prompts, out=out, ks=parse_ks(self.ks.text()), strategies=strategies, draws=self.draws.value(),
+            mode=self.mode.currentText(), model=record.model, dtype=record.dtype, offload=record.offload, seed=record.seed,
+            negative_prompt=record.negative_prompt, steps=record.steps, guidance=record.guidance,
+            height=record.height, width=record.width,
+        )
+
+    # Running -------------------------------------------------------------------------------------
+    def run(self) -> None:
+        if self.runner.running():
+            return
+        self.describe_model()
+        reason = self.blocked()
+        if reason:
+            self.status.setText(reason)
+            return
+        try:
+            params = self.params(self.out_root / time.strftime("probe-%Y%m%d-%H%M%S"))
+        except ValueError as exc:
+            self.status.setText(str(exc))
+            return
+        self._set_running(True)
+        self.runner.start(params)
+
+    def _cancel(self) -> None:
+        self.runner.cancel()
+        self.status.setText("cancelling at the next block…")
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        self.progress.setRange(0, 0 if running else 1)  # busy until the first report (loading the model)
+        if running:
+            self.status.setText("running (the model loads first)…")
+
+    def _progress(self, report: tuple[int, int, str]) -> None:
+        done, total, text = report
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        self.progress.setFormat(f"{done}/{total} {text}")
+
+    def _stopped(self, message: str) -> None:
+        self._set_running(False)
+        self.status.setText(message)
+
+    def show_folder(self, folder: Path) -> None:
+        """Show a probe's folder (one with probe.json)."""
+        self._set_running(False)
+        try:
+            report = ProbeReport.load(folder)
+        except (OSError, ValueError) as exc:
+            self.status.setText(f"cannot show {folder}: {exc}")
+            return
+        self.folder = Path(folder)
+        self.results.show_report(report)
+        self.export_button.setEnabled(True)
+        self.status.setText(f"{len(report.rows)} generations saved in {self.folder}")
+
+    # Export --------------------------------------------------------------------------------------
+    def export(self, path: Path) -> Path | None:
+        """The grid and the plot as one figure (PNG, SVG or PDF by suffix)."""
+        try:
+            written = export_widget(self.results.figure, Path(path))
+        except (ExportError, OSError) as exc:
+            self.status.setText(f"export failed: {exc}")
+            return None
+        self.status.setText(f"exported {written}")
+        return written
+
+    def _export_dialog(self) -> None:
+        default = str((self.folder or self.out_root) / "probe_figure.png")
+        path, _ = QFileDialog.getSaveFileName(self, "Export the probe figure", default, FILTER)
+        if path:
+            self.export(Path(path))
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """A closing panel stops its run first, so no thread outlives the widget."""
+        if self.runner.running():
+            self.runner.cancel()
+            self.runner.wait()
+        super().closeEvent(event)
+
