@@ -7,12 +7,21 @@ Works on the token maps a session recorded, so no model is needed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 from sklearn.cluster import KMeans
+from threadpoolctl import ThreadpoolController
 
 from sessions.reader import Session, open_session
+
+
+@cache
+def _threads() -> ThreadpoolController:
+    """One thread for KMeans on at most a few thousand tokens: OpenMP's spinning workers made single
+    calls take 100-700 ms instead of ~10 ms on a busy 2-core machine (bench/cluster_overlay.py)."""
+    return ThreadpoolController()
 
 
 def normalise(maps: np.ndarray) -> np.ndarray:
@@ -29,7 +38,8 @@ def cluster_tokens(maps: np.ndarray, n_clusters: int = 2, seed: int = 0) -> tupl
     x = normalise(maps)
     if np.ptp(x, axis=0).max() == 0:  # nothing to separate: every token looks the same
         return np.zeros((h, w), np.int64), np.zeros((h, w), bool)
-    labels = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit_predict(x)
+    with _threads().limit(limits=1):
+        labels = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit_predict(x)
     scores = x.sum(axis=1)
     means = [scores[labels == c].mean() if np.any(labels == c) else -np.inf for c in range(n_clusters)]
     foreground = labels == int(np.argmax(means))

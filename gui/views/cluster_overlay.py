@@ -2,14 +2,13 @@
 token maps at the selected block and step, its foreground painted on the image, and its IoU against a
 subject mask when there is one (the world reader's on the embedded model, or a mask image the user loads).
 
-KMeans runs here, on the GUI thread: on <= 4096 tokens x 16 channels it takes ~5-30 ms once limited to one
-thread (bench/cluster_overlay.py), and every result is cached per (session, set, step, block, K).
+KMeans runs here, on the GUI thread: on <= 4096 tokens x 16 channels it takes ~5-30 ms (engine.clusters runs it on one
+thread; bench/cluster_overlay.py), and every result is cached per (session, set, step, block, K).
 """
 from __future__ import annotations
 
 import html
 from collections import OrderedDict
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,6 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from threadpoolctl import ThreadpoolController
 
 from engine.clusters import cluster_tokens, mask_iou
 from engine.metrics import uses_world
@@ -43,17 +41,8 @@ _OUTLINE = pg.mkPen((0, 230, 255), width=2.5, cosmetic=True)
 MASK_FILTER = "Mask image, white = subject (*.png *.jpg *.bmp *.tif);;All files (*)"
 
 
-@cache
-def _threads() -> ThreadpoolController:
-    """Built after sklearn is imported, so it sees sklearn's OpenMP runtime."""
-    return ThreadpoolController()
-
-
 def foreground(maps: np.ndarray, n_clusters: int) -> np.ndarray:
-    """engine.clusters.cluster_tokens on one thread: on a busy machine, OpenMP's spinning workers made single
-    calls take 100-300 ms instead of ~10 ms."""
-    with _threads().limit(limits=1):
-        return cluster_tokens(maps, n_clusters)[1]
+    return cluster_tokens(maps, n_clusters)[1]
 
 
 def world_mask(data: SessionData) -> np.ndarray | None:
