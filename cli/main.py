@@ -11,10 +11,10 @@ import sys
 from engine.errors import EngineError
 from sessions.reader import SessionError
 
-from . import batch, claims, clusters, export, inspect, probe, record, transport
+from . import batch, claims, clusters, export, inspect, model_card, probe, record, transport
 from .parsing import OneLineParser
 
-COMMANDS = {module.NAME: module for module in (record, batch, inspect, export, probe, clusters, claims, transport)}
+COMMANDS = {module.NAME: module for module in (record, batch, inspect, export, probe, clusters, claims, transport, model_card)}
 
 
 def main(argv: list[str]) -> int:

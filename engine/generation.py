@@ -31,6 +31,7 @@ class Generation:
     guidance: float
     height: int
     width: int
+    max_sequence_length: int | None = None  # text tokens, when the model folder asks for a length
 
 
 def resolve(
@@ -57,6 +58,7 @@ def resolve(
         guidance=float(guidance if guidance is not None else own.get("guidance", defaults.GUIDANCE)),
         height=int(height or own.get("height", size)),
         width=int(width or own.get("width", size)),
+        max_sequence_length=own.get("max_sequence_length"),
     )
     if gen.steps < 1:
         raise BadRequest(f"steps must be at least 1, got {gen.steps}")
@@ -91,6 +93,8 @@ def call_kwargs(pipe, adapter: Adapter, gen: Generation) -> dict:
         kwargs["negative_prompt"] = gen.negative_prompt
     elif gen.negative_prompt:
         raise BadRequest(f"{type(pipe).__name__} takes no negative prompt")
+    if gen.max_sequence_length is not None and "max_sequence_length" in params:
+        kwargs["max_sequence_length"] = gen.max_sequence_length
     if "use_resolution_binning" in params:  # PixArt/Sana would generate at a binned size, not the token grid asked for
         kwargs["use_resolution_binning"] = False
     return kwargs

@@ -15,12 +15,12 @@ import torch
 from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
 from PIL import Image
 
-from .model import NEGATIVE_PROMPT
+from .model import CFG, NEGATIVE_PROMPT, STEPS
 from .reader import score
 from .world import SIZE, heldout_samples
 
-DEFAULT_STEPS = 20
-DEFAULT_CFG = 4.0
+DEFAULT_STEPS = STEPS
+DEFAULT_CFG = CFG
 
 
 def generate(pipe: DiffusionPipeline, captions: list[str], steps: int = DEFAULT_STEPS, cfg: float = DEFAULT_CFG,

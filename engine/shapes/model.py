@@ -16,6 +16,17 @@ from .world import SIZE, vocabulary
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 NEGATIVE_PROMPT = ""  # captions are dropped to this during training, so CFG uses it
+STEPS = 20  # default denoising steps
+CFG = 4.0  # default true-CFG scale against NEGATIVE_PROMPT
+
+
+def generation_defaults(max_tokens: int) -> dict:
+    """What MassiveLens reads from the pipeline folder's massivelens.json (engine.defaults.model_defaults):
+    FluxPipeline's own defaults (512 px, 512 text tokens) do not fit this model."""
+    from .world import SIZE
+
+    return {"world": "shapes", "steps": STEPS, "guidance": CFG, "height": SIZE, "width": SIZE,
+            "max_sequence_length": max_tokens}
 
 
 @dataclass(frozen=True)

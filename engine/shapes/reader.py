@@ -16,8 +16,9 @@ from .world import ATTRIBUTES, CENTERS, COLORS, PALETTE, SIZE, Attributes, parse
 
 _PALETTE = np.array([PALETTE[c] for c in COLORS], dtype=np.float32)
 _MIN_SUBJECT_PIXELS = 12
-_TRIANGLE_MAX_FILL = 0.66  # bbox fill: triangle ~0.5, circle ~0.78, square ~1.0
-_CIRCLE_MAX_FILL = 0.9
+# Triangles point up, so their top half holds ~1/4 of the area (circles/squares 1/2), even when blurred.
+_TRIANGLE_MAX_TOP_SHARE = 0.38
+_CIRCLE_MAX_FILL = 0.86  # bbox fill: circle ~0.78, square ~1.0 (~0.9 with rounded corners)
 _LARGE_MIN_EXTENT = 22.5  # max bbox side: small <= ~20 px, large >= ~25 px
 
 
@@ -72,8 +73,9 @@ def read(image: np.ndarray) -> tuple[Reading, np.ndarray]:
     ys, xs = np.nonzero(mask)
     width, height = xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
     fill = mask.sum() / float(width * height)
-    shape = "triangle" if fill < _TRIANGLE_MAX_FILL else "circle" if fill < _CIRCLE_MAX_FILL else "square"
     cx, cy = (xs.min() + xs.max() + 1) / 2.0, (ys.min() + ys.max() + 1) / 2.0
+    top_share = float((ys + 0.5 < cy).sum()) / len(ys)
+    shape = "triangle" if top_share < _TRIANGLE_MAX_TOP_SHARE else "circle" if fill < _CIRCLE_MAX_FILL else "square"
     position = min(CENTERS, key=lambda p: (CENTERS[p][0] - cx) ** 2 + (CENTERS[p][1] - cy) ** 2)
     reading = Reading(
         size="large" if max(width, height) >= _LARGE_MIN_EXTENT else "small",

@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from diffusers import DiffusionPipeline, FluxPipeline
 
-from .model import NEGATIVE_PROMPT, ModelConfig, build_pipeline, config_dict, parameter_counts
+from ..defaults import MODEL_DEFAULTS_FILE
+from .model import NEGATIVE_PROMPT, ModelConfig, build_pipeline, config_dict, generation_defaults, parameter_counts
 from .reader import score
 from .world import HELDOUT_SEED_BASE, all_attributes, heldout_seeds, sample
 
@@ -46,7 +47,7 @@ def world_batch(seeds: np.ndarray) -> tuple[list[str], torch.Tensor]:
 class Logger:
     """Append-only CSV loss log (kept next to the weights for the model card).
 
-    In the final "vae" row heldout_loss is the reader's all-five error on held-out VAE reconstructions.
+    In the last "vae"/"decoder" row heldout_loss is the reader's all-five error on held-out reconstructions.
     """
 
     def __init__(self, path: Path, resume: bool) -> None:
@@ -65,10 +66,19 @@ class Logger:
 
 
 def train_vae(pipe: FluxPipeline, rng: np.random.Generator, seconds: float, batch: int, device: torch.device,
-              logger: Logger) -> None:
-    """Fit the autoencoder to world images (L1 + MSE for crisp flat colours, a small KL keeps latents smooth)."""
+              logger: Logger, decoder_only: bool = False) -> None:
+    """Fit the autoencoder to world images (L1 + MSE for crisp flat colours, a small KL keeps latents smooth).
+
+    decoder_only refines the decoder after the DiT is trained: the encoder, hence the latent space the DiT
+    learned, stays fixed, so the extra decoder training is free quality for the shipped pipeline.
+    """
     vae = pipe.vae.to(device).train()
-    opt = torch.optim.AdamW(vae.parameters(), lr=VAE_LR, weight_decay=0.0)
+    phase = "decoder" if decoder_only else "vae"
+    trained = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()] if decoder_only else list(vae.parameters())
+    vae.requires_grad_(False)
+    for p in trained:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(trained, lr=VAE_LR, weight_decay=0.0)
     start, step = time.time(), 0
     while time.time() - start < seconds:
         progress = (time.time() - start) / seconds
@@ -77,19 +87,20 @@ def train_vae(pipe: FluxPipeline, rng: np.random.Generator, seconds: float, batc
             group["lr"] = lr
         _, x = world_batch(rng.integers(0, HELDOUT_SEED_BASE, batch))
         x = x.to(device)
-        posterior = vae.encode(x).latent_dist
+        with torch.set_grad_enabled(not decoder_only):
+            posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.sample()).sample
         kl = posterior.kl().mean() / posterior.mean[0].numel()
-        loss = F.l1_loss(recon, x) + F.mse_loss(recon, x) + 1e-4 * kl
+        loss = F.l1_loss(recon, x) + F.mse_loss(recon, x) + (0.0 if decoder_only else 1e-4 * kl)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
         step += 1
         if step % 25 == 0:
-            logger.log("vae", step, loss.item(), lr=lr)
+            logger.log(phase, step, loss.item(), lr=lr)
     vae.eval().requires_grad_(False)
-    logger.log("vae", step, loss.item(), heldout=1.0 - vae_reader_accuracy(pipe, device), lr=lr)
+    logger.log(phase, step, loss.item(), heldout=1.0 - vae_reader_accuracy(pipe, device), lr=lr)
 
 
 @torch.no_grad()
@@ -170,6 +181,7 @@ def save(pipe: FluxPipeline, ema: dict[str, torch.nn.Module], out: Path, logger:
     to_save.save_pretrained(tmp)
     shutil.copy(logger.path, tmp / LOG_NAME)
     (tmp / "train_config.json").write_text(json.dumps(meta, indent=2))
+    (tmp / MODEL_DEFAULTS_FILE).write_text(json.dumps(generation_defaults(pipe.tokenizer_2.model_max_length), indent=2))
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     print(f"saved {out} at step {meta.get('dit_steps')}", flush=True)
@@ -180,7 +192,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("resources/shapes-dit"))
     parser.add_argument("--log", type=Path, default=Path("runs/shapes-dit/train_log.csv"))
     parser.add_argument("--minutes", type=float, default=80.0, help="wall-time cap for the whole run")
-    parser.add_argument("--vae-minutes", type=float, default=10.0)
+    parser.add_argument("--vae-minutes", type=float, default=8.0)
+    parser.add_argument("--decoder-minutes", type=float, default=12.0, help="decoder refinement at the end")
     parser.add_argument("--steps", type=int, default=10**9, help="cap on DiT steps")
     parser.add_argument("--save-minutes", type=float, default=10.0)
     parser.add_argument("--batch", type=int, default=32)
@@ -192,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     start = time.time()
-    deadline = start + 60.0 * args.minutes
+    deadline = start + 60.0 * (args.minutes - args.decoder_minutes)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -270,6 +283,9 @@ def main(argv: list[str] | None = None) -> None:
     meta["dit_steps"] = step
     logger.log("dit", step, loss.item() if step else math.nan, heldout_loss())
     save(pipe, ema, args.out, logger, meta)
+    if args.decoder_minutes > 0:
+        train_vae(pipe, rng, 60.0 * args.decoder_minutes, 16, device, logger, decoder_only=True)
+        save(pipe, ema, args.out, logger, meta)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,190 @@
+"""`python main.py model-card`: the embedded model's card, measured rather than written by hand.
+
+Training recipe and loss curve (from the files training leaves in the model folder), the world
+reader's accuracy on held-out captions, and the activation statistics of a batch of held-out
+captions: max/median ratio, top channels and how consistent they are across prompts, seeds,
+steps and tokens, and whether Sun et al.'s rule (> 100 and > 1000x median) is met.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from engine import defaults
+
+NAME = "model-card"
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(NAME, help="measure the embedded model and write its MODEL_CARD.md")
+    p.add_argument("--model", type=Path, default=Path(defaults.DEFAULT_MODEL))
+    p.add_argument("--prompts", type=int, default=12, help="held-out captions for the activation statistics")
+    p.add_argument("--seeds", type=int, default=2, help="seeds per caption")
+    p.add_argument("--eval", type=int, default=200, help="held-out captions for the accuracy table")
+    p.add_argument("--work", type=Path, help="keep the statistics batch here (default: a temporary folder)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .console import quiet_libraries
+
+    quiet_libraries()
+    model = args.model
+    config = json.loads((model / "train_config.json").read_text())
+    accuracy = _accuracy(model, args.eval)
+    figures = _loss_curve(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        stats = activation_statistics(model, args.prompts, args.seeds, work)
+    card = render(config, accuracy, stats, figures, args)
+    (model / "MODEL_CARD.md").write_text(card)
+    print(f"wrote {model / 'MODEL_CARD.md'}")
+    return 0
+
+
+def _accuracy(model: Path, n: int) -> dict[str, float]:
+    from diffusers import DiffusionPipeline
+
+    from engine.shapes.evaluate import evaluate
+
+    settings = defaults.model_defaults(str(model))
+    pipe = DiffusionPipeline.from_pretrained(model)
+    return evaluate(pipe, n, steps=settings["steps"], cfg=settings["guidance"])
+
+
+def _loss_curve(model: Path) -> list[str]:
+    from gui.figures import line_figure
+
+    rows = list(csv.DictReader((model / "train_log.csv").open()))
+    series = {}
+    for phase in dict.fromkeys(r["phase"] for r in rows):
+        mine = [r for r in rows if r["phase"] == phase]
+        series[f"{phase} train"] = ([float(r["step"]) for r in mine], [float(r["loss"]) for r in mine], None)
+        held = [r for r in mine if r["heldout_loss"]]
+        if held:
+            series[f"{phase} held-out"] = ([float(r["step"]) for r in held], [float(r["heldout_loss"]) for r in held], None)
+    paths = line_figure(series, "Training loss", "step", "loss", model / "loss_curve")
+    return [p.name for p in paths]
+
+
+def activation_statistics(model: Path, prompts: int, seeds: int, work: Path) -> dict:
+    """Record a batch of held-out captions (full hidden states at the middle step) and summarise it."""
+    from engine.batch import BatchRequest, process_state, run_batch
+    from engine.jobs import RecordRequest
+    from engine.shapes.world import heldout_samples
+
+    captions = [caption for caption, _, _ in heldout_samples(prompts, offset=10_000)]
+    work.mkdir(parents=True, exist_ok=True)
+    prompt_file = work / "prompts.txt"
+    prompt_file.write_text("\n".join(captions) + "\n")
+    steps = defaults.model_defaults(str(model))["steps"]
+    settings = RecordRequest(prompt="", out=work, model=str(model), k=4, hidden_steps=(steps // 2,),
+                             hidden_blocks=tuple(_blocks(model)))
+    outcome = run_batch(BatchRequest(prompt_file, work / "batch", settings, seeds), process_state("cpu"))
+    sessions = [work / "batch" / entry.file for entry in outcome.summary.sessions]
+    return {"summary": outcome.summary, "steps": step_consistency(sessions), "tokens": token_consistency(sessions)}
+
+
+def _blocks(model: Path) -> list[str]:
+    from engine.architectures import adapter_for
+    from engine.loading import ModelSpec, load_pipeline
+
+    pipe = load_pipeline(ModelSpec(str(model)))
+    return [name for name, _, _ in adapter_for(pipe.transformer).blocks(pipe.transformer)]
+
+
+def step_consistency(sessions: list[Path]) -> np.ndarray:
+    """Per image block: mean Jaccard between each step's top-k set and the session's overall top-k."""
+    from sessions.massive import top_channels
+    from sessions.reader import open_session
+
+    values = []
+    for path in sessions:
+        with open_session(path) as s:
+            per_step = s.top_channels()
+            overall = top_channels(s.mean_abs("image").mean(axis=0), s.k)
+        values.append(np.mean([[_jaccard(step[b], overall[b]) for b in range(len(overall))] for step in per_step], axis=0))
+    return np.mean(values, axis=0)
+
+
+def token_consistency(sessions: list[Path]) -> np.ndarray:
+    """Per image block: share of image tokens whose largest |x| is in the block's top-1 channel."""
+    from sessions.reader import open_session
+
+    values = []
+    for path in sessions:
+        with open_session(path) as s:
+            row = []
+            for b, block in enumerate(s.blocks("image")):
+                states, _ = s.hidden("image", block)
+                top = int(np.argmax(s.mean_abs("image").mean(axis=0)[b]))
+                row.append(float(np.mean(np.abs(states[0]).argmax(axis=1) == top)))
+            values.append(row)
+    return np.mean(values, axis=0)
+
+
+def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = set(map(int, a)), set(map(int, b))
+    return len(a & b) / len(a | b)
+
+
+def render(config: dict, accuracy: dict, stats: dict, figures: list[str], args: argparse.Namespace) -> str:
+    """The card as Markdown."""
+    summary = stats["summary"]
+    params = config["parameters"]
+    lines = [
+        "# The embedded model: shapes-dit",
+        "",
+        "A small diffusers `FluxPipeline` (FluxTransformer2DModel with double- and single-stream blocks, "
+        "a CLIP and a T5 text encoder, an AutoencoderKL) trained from scratch by `python -m engine.shapes.train` "
+        "on the synthetic Shapes world of `engine/shapes/world.py`. Generated by "
+        f"`python main.py model-card --prompts {args.prompts} --seeds {args.seeds} --eval {args.eval}`.",
+        "",
+        "## Training recipe",
+        "",
+        "| | |",
+        "|---|---|",
+        *[f"| {name} parameters | {value:,} |" for name, value in params.items()],
+        f"| image-token grid | {config['token_grid'][0]} x {config['token_grid'][1]} |",
+        f"| transformer steps trained | {config.get('dit_steps')} |",
+        *[f"| {name} | {value} |" for name, value in config["args"].items() if name not in ("out", "log", "resume")],
+        *[f"| model: {name} | {value} |" for name, value in config["config"].items()],
+        "",
+        f"![loss curve]({figures[0]})",
+        "",
+        f"## Quality on {args.eval} held-out captions (world reader, classifier-free guidance)",
+        "",
+        "| attribute | accuracy |",
+        "|---|---|",
+        *[f"| {name} | {value:.3f} |" for name, value in accuracy.items() if name not in ("mask_iou", "seconds_per_image")],
+        f"| mask IoU | {accuracy['mask_iou']:.3f} |",
+        f"| seconds per image | {accuracy['seconds_per_image']:.2f} |",
+        "",
+        f"## Activation statistics ({len(summary.prompts)} held-out captions x {args.seeds} seeds, k = {summary.k})",
+        "",
+        "Consistency: *prompts* = mean Jaccard of the top-k sets between captions; *seeds* = between seeds of "
+        "one caption; *steps* = between each step's top-k and the run's; *tokens* = share of image tokens whose "
+        "largest |x| sits in the block's top-1 channel (middle step). Sun et al.: share of runs where a channel "
+        "exceeds 100 and 1000x the block's median.",
+        "",
+        "| block | stream | max/median | top channels (frequency) | prompts | seeds | steps | tokens | Sun et al. |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for stream, data in summary.streams.items():
+        for b, block in enumerate(data.blocks):
+            if np.isnan(data.frequency[b]).all():
+                continue
+            order = np.lexsort((-data.mean_abs_mean[b], -data.frequency[b]))[:4]
+            top = ", ".join(f"{c} ({data.frequency[b, c]:.2f})" for c in order)
+            steps = f"{stats['steps'][b]:.2f}" if stream == "image" else "-"
+            tokens = f"{stats['tokens'][b]:.2f}" if stream == "image" else "-"
+            lines.append(
+                f"| {block} | {stream} | {np.nanmean(data.max_over_median[:, b]):.1f} | {top} | "
+                f"{np.nanmean(data.jaccard_prompts[b]):.2f} | {np.nanmean(data.jaccard_seeds[:, b]):.2f} | "
+                f"{steps} | {tokens} | {np.nanmean(data.sun_holds[:, b]):.2f} |"
+            )
+    return "\n".join(lines) + "\n"
