@@ -19,12 +19,13 @@ def probe_report(result: ProbeResult, out: Path) -> list[Path]:
     summary = result.summary()
     metric = "accuracy" if result.baseline_accuracy is not None else "psnr"
     label = "all-attributes accuracy" if metric == "accuracy" else "PSNR to the unperturbed image (dB)"
+    label += " (mean ± s.e.m.)"
     ks = sorted({e["k"] for e in summary})
     position = {k: i for i, k in enumerate(ks)}  # k grows geometrically: evenly spaced ticks read best
     series = {}
     for strategy in dict.fromkeys(e["strategy"] for e in summary):
         group = [e for e in summary if e["strategy"] == strategy]
-        series[strategy] = ([position[e["k"]] for e in group], [e[metric] for e in group], [e[f"{metric}_std"] for e in group])
+        series[strategy] = ([position[e["k"]] for e in group], [e[metric] for e in group], [e[f"{metric}_sem"] for e in group])
     if result.baseline_accuracy is not None:
         series["unperturbed"] = (list(range(len(ks))), [result.baseline_accuracy] * len(ks), None)
     written += line_figure(series, f"Zeroing k channels per block ({Path(result.model).name})", "k (channels zeroed per block)",

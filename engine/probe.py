@@ -75,7 +75,7 @@ class ProbeResult:
     sessions: list[Path]
 
     def summary(self) -> list[dict]:
-        """Mean and spread per (strategy, k) over prompts, seeds and draws."""
+        """Mean, spread (std) and standard error of the mean per (strategy, k) over prompts, seeds and draws."""
         out = []
         for strategy in dict.fromkeys(r.strategy for r in self.rows):
             for k in sorted({r.k for r in self.rows if r.strategy == strategy}):
@@ -85,6 +85,7 @@ class ProbeResult:
                     values = [getattr(r, name) for r in group if getattr(r, name) is not None]
                     entry[name] = float(np.mean(values)) if values else None
                     entry[f"{name}_std"] = float(np.std(values)) if values else None
+                    entry[f"{name}_sem"] = float(np.std(values) / np.sqrt(len(values))) if values else None
                 out.append(entry)
         return out
 

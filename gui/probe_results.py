@@ -143,7 +143,7 @@ class ProbeResults(QWidget):
             color = COLORS.get(strategy, (44, 160, 44))
             self.plot.plot(x, y, pen=pg.mkPen(color, width=2.5), symbol="o", symbolBrush=color, symbolPen=color,
                            symbolSize=8, name=f"{strategy}-k")
-            spread = np.asarray([e[f"{metric}_std"] or 0.0 for e in group], float)
+            spread = np.asarray([e.get(f"{metric}_sem") or 0.0 for e in group], float)  # standard error of the mean
             if spread.any():
                 self.plot.addItem(pg.ErrorBarItem(x=x, y=y, height=2 * spread, pen=pg.mkPen(color, width=1.2), beam=0.1))
         if metric == "accuracy" and self.report.baseline_accuracy is not None:
