@@ -213,7 +213,9 @@ def main(argv: list[str] | None = None) -> None:
     config = ModelConfig()
     logger = Logger(args.log, args.resume)
 
+    previous_steps = 0
     if args.resume:
+        previous_steps = json.loads((args.out / "train_config.json").read_text()).get("dit_steps", 0)
         pipe = DiffusionPipeline.from_pretrained(args.out)
         pipe.vae.to(device).eval().requires_grad_(False)
     else:
@@ -277,10 +279,10 @@ def main(argv: list[str] | None = None) -> None:
         if step % 50 == 0:
             logger.log("dit", step, loss.item(), heldout_loss() if step % 500 == 0 else None, lr)
         if time.time() - last_save > 60.0 * args.save_minutes:
-            meta["dit_steps"] = step
+            meta["dit_steps"] = previous_steps + step
             save(pipe, ema, args.out, logger, meta)
             last_save = time.time()
-    meta["dit_steps"] = step
+    meta["dit_steps"] = previous_steps + step
     logger.log("dit", step, loss.item() if step else math.nan, heldout_loss())
     save(pipe, ema, args.out, logger, meta)
     if args.decoder_minutes > 0:

@@ -1,0 +1,353 @@
+"""The transport editor: source | target | result side by side, the settings of a sweep, Run / Cancel,
+an alpha slider that scrubs through the sweep's results, and the strip's export.
+
+A standalone widget (open it with `TransportEditor(out_root).show()`). A run is one engine job on
+the recording worker (`gui.worker.RecordRunner`): it writes the sweep's folder (images, strip.png,
+transport.json, sessions), and the editor shows what the folder holds, so the slider never waits
+for the model.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.cancel import CancelToken
+from gui.worker import RecordRunner
+
+EMBEDDED = "embedded model (shapes)"
+MASK_MODES = ("all", "union", "source", "target")  # engine.transport.MASK_MODES, default first
+INVERSIONS = ("euler", "noise")  # engine.inversion.INVERSIONS
+PANEL = 192  # pixels per image panel
+_DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class TransportParams:
+    """The form as plain data (no torch on the GUI thread); blocks and window stay text for the engine to parse."""
+
+    target_prompt: str
+    out: Path
+    source_prompt: str | None = None
+    source_image: Path | None = None
+    source_caption: str = ""
+    inversion: str = "euler"
+    alphas: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    blocks: str = ""
+    window: str = ""
+    mask: str = "all"
+    k: int = 16
+    model: str | None = None
+    seed: int = 0
+    steps: int | None = None
+    guidance: float | None = None
+    height: int | None = None
+    width: int | None = None
+
+
+def transport_job(params: TransportParams, progress, cancel: CancelToken) -> Path:
+    """The engine job: run the sweep and save its folder; imported here so torch loads on the worker thread."""
+    from engine import defaults
+    from engine.loading import ModelSpec
+    from engine.transport import TransportRequest, parse_window, transport
+    from engine.transport_report import save
+
+    fields = asdict(params)
+    spec = ModelSpec(fields.pop("model") or defaults.DEFAULT_MODEL)
+    fields.update(blocks=tuple(params.blocks.split()), window=parse_window(params.window))
+    result = transport(TransportRequest(**fields, spec=spec), progress=lambda done, total, text: progress((done, total, text)), cancel=cancel)
+    save(result)
+    return params.out
+
+
+def parse_alphas(text: str) -> tuple[float, ...]:
+    """Space- or comma-separated numbers; ValueError names the bad one."""
+    words = text.replace(",", " ").split()
+    if not words:
+        raise ValueError("give at least one alpha")
+    try:
+        return tuple(float(w) for w in words)
+    except ValueError:
+        raise ValueError(f"alphas must be numbers in [0, 1], got {text!r}") from None
+
+
+class ImagePanel(QWidget):
+    """A titled image, scaled with nearest neighbour so small images stay crisp."""
+
+    def __init__(self, title: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.title = QLabel(title)
+        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.image = QLabel("—")
+        self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.image.setFixedSize(PANEL, PANEL)
+        self.image.setStyleSheet("background: #222; color: #aaa;")
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addWidget(self.image)
+
+    def show_file(self, path: Path | None, title: str | None = None) -> None:
+        if title is not None:
+            self.title.setText(title)
+        pixmap = QPixmap(str(path)) if path is not None else QPixmap()
+        if pixmap.isNull():
+            self.image.setPixmap(QPixmap())
+            self.image.setText("—")
+            return
+        self.image.setPixmap(pixmap.scaled(PANEL, PANEL, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation))
+
+
+class TransportEditor(QWidget):
+    """Runs one sweep at a time into `out_root/transport-<time>` and shows it."""
+
+    def __init__(self, out_root: Path, job=transport_job, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("MassiveLens: transport")
+        self.out_root = Path(out_root)
+        self.folder: Path | None = None
+        self.report: dict | None = None
+        self.runner = RecordRunner(job, self)
+        self.runner.progress.connect(self._progress)
+        self.runner.finished.connect(self._finished)
+        self.runner.failed.connect(lambda message: self._stopped(f"failed: {message}"))
+        self.runner.cancelled.connect(lambda _: self._stopped("cancelled"))
+        self.source_panel, self.target_panel, self.result_panel = ImagePanel("source"), ImagePanel("target"), ImagePanel("result")
+        self._build_controls()
+        self._layout()
+
+    # Form ----------------------------------------------------------------------------------------
+    def _build_controls(self) -> None:
+        self.source_kind = QComboBox()
+        self.source_kind.addItems(["prompt", "image"])
+        self.source_prompt = QLineEdit()
+        self.source_prompt.setPlaceholderText("a large red circle on a white background at center")
+        self.source_image = QLineEdit()
+        self.source_image.setPlaceholderText("reference image file")
+        self.source_caption = QLineEdit()
+        self.source_caption.setPlaceholderText("caption of the reference (optional)")
+        self.inversion = QComboBox()
+        self.inversion.addItems(INVERSIONS)
+        self.inversion.setToolTip("euler: inverse Euler inversion; noise: forward-noised reference (cheap baseline)")
+        self.source_kind.currentTextChanged.connect(self._show_source_rows)
+        self.target_prompt = QLineEdit()
+        self.target_prompt.setPlaceholderText("a large blue circle on a white background at center")
+        self.model = QComboBox()
+        self.model.setEditable(True)
+        self.model.addItem(EMBEDDED)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.steps = _spin(1000, 1)
+        self.guidance = QDoubleSpinBox()
+        self.guidance.setRange(-1.0, 100.0)
+        self.guidance.setValue(-1.0)
+        self.guidance.setSpecialValueText(_DEFAULT)
+        self.height_, self.width_ = _spin(4096, 16), _spin(4096, 16)
+        self.blocks = QLineEdit()
+        self.blocks.setPlaceholderText("all (e.g. 0:4 single.1)")
+        self.window = QLineEdit()
+        self.window.setPlaceholderText("all steps (e.g. 2:10, half-open)")
+        self.mask = QComboBox()
+        self.mask.addItems(MASK_MODES)
+        self.k = QSpinBox()
+        self.k.setRange(1, 4096)
+        self.k.setValue(16)
+        self.alphas = QLineEdit("0 0.25 0.5 0.75 1")
+        self.alpha = QSlider(Qt.Orientation.Horizontal)
+        self.alpha.setEnabled(False)
+        self.alpha.valueChanged.connect(self._show_result)
+        self.alpha_label = QLabel("alpha —")
+        self.run_button = QPushButton("Run")
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.runner.cancel)
+        self.export_button = QPushButton("Export strip…")
+        self.export_button.setEnabled(False)
+        self.export_button.clicked.connect(self._export_dialog)
+        self.progress = QProgressBar()
+        self.status = QLabel("idle")
+        self.status.setWordWrap(True)
+
+    def _layout(self) -> None:
+        images = QHBoxLayout()
+        for panel in (self.source_panel, self.target_panel, self.result_panel):
+            images.addWidget(panel)
+        slider = QHBoxLayout()
+        slider.addWidget(self.alpha_label)
+        slider.addWidget(self.alpha, stretch=1)
+        size = QHBoxLayout()
+        size.addWidget(self.width_)
+        size.addWidget(QLabel("×"))
+        size.addWidget(self.height_)
+        browse = QToolButton()
+        browse.setText("…")
+        browse.clicked.connect(self._browse_image)
+        image = QHBoxLayout()
+        image.addWidget(self.source_image, stretch=1)
+        image.addWidget(browse)
+        self.form = form = QFormLayout()
+        form.addRow("source", self.source_kind)
+        form.addRow("source prompt", self.source_prompt)
+        form.addRow("reference", image)
+        form.addRow("caption", self.source_caption)
+        form.addRow("inversion", self.inversion)
+        form.addRow("target prompt", self.target_prompt)
+        form.addRow("model", self.model)
+        form.addRow("seed", self.seed)
+        form.addRow("steps", self.steps)
+        form.addRow("guidance", self.guidance)
+        form.addRow("size (w × h)", size)
+        form.addRow("blocks", self.blocks)
+        form.addRow("step window", self.window)
+        form.addRow("mask", self.mask)
+        form.addRow("top-k channels", self.k)
+        form.addRow("alphas", self.alphas)
+        buttons = QHBoxLayout()
+        for button in (self.run_button, self.cancel_button, self.export_button):
+            buttons.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(images)
+        layout.addLayout(slider)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        self._show_source_rows(self.source_kind.currentText())
+
+    def _show_source_rows(self, kind: str) -> None:
+        """Only the rows of the chosen source kind (rows 1-4: prompt, reference, caption, inversion)."""
+        for row, wanted in ((1, "prompt"), (2, "image"), (3, "image"), (4, "image")):
+            self.form.setRowVisible(row, kind == wanted)
+
+    def _browse_image(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a reference image", "", "Images (*.png *.jpg *.jpeg *.webp *.bmp)")
+        if path:
+            self.source_image.setText(path)
+
+    def params(self, out: Path) -> TransportParams:
+        """The form as a request (ValueError for what the form itself can tell is wrong)."""
+        target = self.target_prompt.text().strip()
+        if not target:
+            raise ValueError("enter a target prompt")
+        image = self.source_kind.currentText() == "image"
+        if image and not self.source_image.text().strip():
+            raise ValueError("choose a reference image")
+        if not image and not self.source_prompt.text().strip():
+            raise ValueError("enter a source prompt")
+        model = self.model.currentText().strip()
+        return TransportParams(
+            target_prompt=target, out=out,
+            source_prompt=None if image else self.source_prompt.text().strip(),
+            source_image=Path(self.source_image.text().strip()) if image else None,
+            source_caption=self.source_caption.text().strip() if image else "",
+            inversion=self.inversion.currentText(), alphas=parse_alphas(self.alphas.text()),
+            blocks=self.blocks.text(), window=self.window.text(), mask=self.mask.currentText(), k=self.k.value(),
+            model=None if model in ("", EMBEDDED) else model, seed=self.seed.value(), steps=self.steps.value() or None,
+            guidance=None if self.guidance.value() < 0 else self.guidance.value(),
+            height=self.height_.value() or None, width=self.width_.value() or None,
+        )
+
+    # Running ---------------------------------------------------------------------------------------
+    def run(self) -> None:
+        if self.runner.running():
+            return
+        out = self.out_root / time.strftime("transport-%Y%m%d-%H%M%S")
+        try:
+            params = self.params(out)
+        except ValueError as exc:
+            self.status.setText(str(exc))
+            return
+        self._set_running(True)
+        self.runner.start(params)
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        self.progress.setRange(0, 0 if running else 1)  # busy until the first report (loading the model)
+        if running:
+            self.status.setText("running…")
+
+    def _progress(self, report) -> None:
+        done, total, text = report
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        self.progress.setFormat(f"{done}/{total} {text}")
+
+    def _stopped(self, message: str) -> None:
+        self._set_running(False)
+        self.status.setText(message)
+
+    def _finished(self, folder: Path) -> None:
+        self._set_running(False)
+        self.show_folder(folder)
+
+    def show_folder(self, folder: Path) -> None:
+        """Show a saved sweep (a folder with transport.json), e.g. one the CLI wrote."""
+        self.folder = Path(folder)
+        self.report = json.loads((self.folder / "transport.json").read_text())
+        reference = self.folder / "reference.png"
+        source = reference if reference.is_file() else self.folder / "source.png"
+        self.source_panel.show_file(source, "reference" if reference.is_file() else "source")
+        self.target_panel.show_file(self.folder / "target.png")
+        results = self.report["results"]
+        self.alpha.setRange(0, len(results) - 1)
+        self.alpha.setEnabled(len(results) > 1)
+        self.export_button.setEnabled(True)
+        self.alpha.setValue(len(results) - 1)
+        self._show_result(self.alpha.value())
+        smooth = self.report.get("smoothness")
+        self.status.setText(f"saved in {self.folder}" + ("" if smooth is None else f" · smoothness {smooth:.3f}"))
+
+    def _show_result(self, index: int) -> None:
+        if self.report is None:
+            return
+        row = self.report["results"][index]
+        transfer = "" if row["from_source"] is None else f" · from source {row['from_source']:.2f}"
+        self.alpha_label.setText(f"alpha {row['alpha']:g}{transfer}")
+        self.result_panel.show_file(self.folder / row["image"], f"result (alpha {row['alpha']:g})")
+
+    def export_strip(self, path: Path) -> Path:
+        """Copy the sweep's strip.png (one row: source, then every alpha) to `path`."""
+        shutil.copyfile(self.folder / "strip.png", path)
+        return Path(path)
+
+    def _export_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export the alpha strip", "strip.png", "PNG (*.png)")
+        if path:
+            self.status.setText(f"wrote {self.export_strip(Path(path))}")
+
+    def closeEvent(self, event) -> None:
+        """A closing editor stops its run first, so no thread outlives the widget."""
+        if self.runner.running():
+            self.runner.cancel()
+            self.runner.wait()
+        super().closeEvent(event)
+
+
+def _spin(maximum: int, step: int) -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(0, maximum)
+    box.setSingleStep(step)
+    box.setSpecialValueText(_DEFAULT)
+    return box

@@ -1,0 +1,92 @@
+"""The transport editor: a real sweep on the tiny FLUX through the worker, the alpha slider, export, cancel."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gui.transport_editor import TransportEditor
+from tests.gui.helpers import assert_not_blank, grab_pixels, pixels
+from tests.tiny_pipelines import tiny_call_kwargs
+
+
+@pytest.fixture
+def editor(qtbot, tmp_path):
+    widget = TransportEditor(tmp_path / "runs")
+    qtbot.addWidget(widget)
+    widget.show()
+    return widget
+
+
+def fill(editor: TransportEditor, folder: Path) -> None:
+    kw = tiny_call_kwargs("flux")
+    editor.model.setEditText(str(folder))
+    editor.source_prompt.setText("a blue square")
+    editor.target_prompt.setText("a red circle")
+    editor.steps.setValue(2)
+    editor.width_.setValue(kw["width"])
+    editor.height_.setValue(kw["height"])
+    editor.k.setValue(4)
+    editor.alphas.setText("0 0.5 1")
+
+
+def test_a_run_shows_source_target_and_the_result_the_slider_picks(editor, qtbot, tiny_pipelines, tmp_path):
+    fill(editor, tiny_pipelines("flux"))
+    editor.blocks.setText("0:2")
+    editor.window.setText("1:")
+    with qtbot.waitSignal(editor.runner.finished, timeout=120_000):
+        editor.run_button.click()
+    qtbot.waitUntil(lambda: editor.report is not None)
+    assert editor.report["alphas"] == [0.0, 0.5, 1.0] and editor.report["blocks"] == ["double.0", "double.1"]
+    assert editor.alpha.isEnabled() and editor.alpha.maximum() == 2 and editor.run_button.isEnabled()
+    editor.alpha.setValue(0)
+    shown = pixels(editor.result_panel.image.pixmap().toImage())
+    target = pixels(editor.target_panel.image.pixmap().toImage())
+    np.testing.assert_array_equal(shown, target)  # alpha 0 is the plain target
+    assert "alpha 0" in editor.alpha_label.text()
+    editor.alpha.setValue(2)
+    assert "alpha 1" in editor.result_panel.title.text()
+    exported = editor.export_strip(tmp_path / "strip.png")
+    assert np.array_equal(np.asarray(Image.open(exported)), np.asarray(Image.open(editor.folder / "strip.png")))
+    assert_not_blank(grab_pixels(editor))
+
+
+def test_form_errors_stay_in_the_form(editor):
+    editor.run_button.click()
+    assert editor.status.text() == "enter a target prompt" and not editor.runner.running()
+    editor.target_prompt.setText("a red circle")
+    editor.source_kind.setCurrentText("image")
+    editor.run_button.click()
+    assert editor.status.text() == "choose a reference image"
+    editor.source_kind.setCurrentText("prompt")
+    editor.source_prompt.setText("a blue square")
+    editor.alphas.setText("0 half 1")
+    editor.run_button.click()
+    assert "alphas must be numbers" in editor.status.text() and not editor.runner.running()
+
+
+def test_engine_errors_and_cancel_come_back_as_one_line(editor, qtbot, tiny_pipelines):
+    fill(editor, tiny_pipelines("flux"))
+    editor.window.setText("5:9")
+    with qtbot.waitSignal(editor.runner.failed, timeout=60_000):
+        editor.run_button.click()
+    qtbot.waitUntil(lambda: editor.run_button.isEnabled())
+    assert editor.status.text().startswith("failed: step window 5:9")
+
+    def slow(params, progress, cancel):
+        while True:
+            cancel.check()
+            progress((0, 1, "waiting"))
+            time.sleep(0.01)
+
+    editor.runner.job = slow
+    editor.window.setText("")
+    editor.run_button.click()
+    qtbot.waitUntil(lambda: editor.cancel_button.isEnabled())
+    with qtbot.waitSignal(editor.runner.cancelled, timeout=10_000):
+        editor.cancel_button.click()
+    qtbot.waitUntil(lambda: editor.run_button.isEnabled())
+    assert editor.status.text() == "cancelled"
