@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox
 from gui.compare import CompareWindow
 from gui.export import FILTER, ExportError, export_all, export_image, export_widget
 from gui.probe_panel import ProbePanel, probe_job
+from gui.transport_editor import TransportEditor
 from gui.record_panel import RecordPanel
 from gui.selection import Selection
 from gui.session_data import SessionData
@@ -51,6 +52,7 @@ class MainWindow(QMainWindow):
         self.compare_windows: list[CompareWindow] = []
         self.summary_windows: list[SummaryView] = []
         self.probe_panel = ProbePanel(self.record_panel, self.sessions_dir().parent / "probes", probe, self._probe_blocked)
+        self.transport_editor = TransportEditor(self.sessions_dir().parent / "transport")
         self._closing = False
         self.setCentralWidget(self.view)
         self._dock()
@@ -92,6 +94,7 @@ class MainWindow(QMainWindow):
         self._action(menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         analysis = self.menuBar().addMenu("&Analysis")
         self._action(analysis, "Disruption &Probe…", self.show_probe_panel)
+        self._action(analysis, "&Transport Editor…", self.show_transport_editor)
 
     def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
         action = menu.addAction(text)
@@ -284,15 +287,22 @@ class MainWindow(QMainWindow):
         self.probe_panel.raise_()
         return self.probe_panel
 
+    def show_transport_editor(self) -> TransportEditor:
+        self.transport_editor.show()
+        self.transport_editor.raise_()
+        return self.transport_editor
+
     def _probe_blocked(self) -> str | None:
-        """Recording and probing would hook the one cached pipeline at once: one job at a time."""
+        """Recording, probing and transport would hook the one cached pipeline at once: one job at a time."""
+        if self.transport_editor.runner.running():
+            return "wait for the transport sweep to finish"
         return "wait for the recording to finish" if self.runner.running() else None
 
     def start_recording(self) -> None:
         if self.runner.running():
             return
-        if self.probe_panel.runner.running():
-            self.record_panel.status.setText("Wait for the probe to finish (or cancel it).")
+        if self.probe_panel.runner.running() or self.transport_editor.runner.running():
+            self.record_panel.status.setText("Wait for the probe or transport sweep to finish (or cancel it).")
             return
         prompt = self.record_panel.prompt.text().strip()
         slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:40] or "session"
@@ -333,7 +343,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Cancelling the recording…")
             self.runner.cancel()
             self.runner.wait()
-        for window in [*self.compare_windows, *self.summary_windows, self.probe_panel]:
+        for window in [*self.compare_windows, *self.summary_windows, self.probe_panel, self.transport_editor]:
             window.close()
         for data in self.session_list.sessions():
             data.close()

@@ -173,3 +173,17 @@ def test_incomplete_session_is_listed_as_such(qtbot, settings, tmp_path):
     assert window.view.step.maximum() == 1
     assert window.view.token_map.picture.image is None  # no image yet: the map is shown on its own
     assert window.view.token_map.current_map() is not None
+
+
+def test_transport_editor_opens_from_the_analysis_menu(qtbot, tmp_path):
+    from gui.main_window import MainWindow
+    from gui.transport_editor import TransportEditor
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    titles = [a.text() for menu in window.menuBar().actions() for a in menu.menu().actions()]
+    assert "&Transport Editor…" in titles
+    editor = window.show_transport_editor()
+    assert isinstance(editor, TransportEditor) and editor.isVisible()
+    window.close()
+    assert not editor.isVisible()
