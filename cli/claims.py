@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         "baseline_accuracy": result.baseline_accuracy,
         "disruption": [
             {"strategy": e["strategy"], "k": e["k"], "accuracy": e["accuracy"], "accuracy_std": e["accuracy_std"],
-             "psnr": e["psnr"], "psnr_std": e["psnr_std"], "mask_iou": e["mask_iou"], "n": e["n"]}
+             "psnr": e["psnr"], "psnr_std": e["psnr_std"], "mask_iou": e["mask_iou"], "clip": e["clip"], "n": e["n"]}
             for e in result.summary()
         ],
         "clusters": [{"block": e["block"], "strategy": e["strategy"], "miou": e["miou"]} for e in miou_by_block(cluster_rows)],

@@ -19,6 +19,7 @@ def add_probe_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=("zero", "mean"), default="zero", help="set channels to zero or to their mean")
     p.add_argument("--blocks", nargs="*", help="blocks to disrupt (default: all)")
     p.add_argument("--seeds", nargs="+", type=int, default=[defaults.SEED])
+    p.add_argument("--clip", metavar="ID", help="CLIP model (hub id or local folder): CLIP similarity of each image to its prompt")
 
 
 def add_parser(sub) -> None:
@@ -39,7 +40,7 @@ def request_from(args: argparse.Namespace, prompts: list[str], out: Path):
         prompts=prompts, out=out, spec=ModelSpec(args.model, args.dtype, args.device, args.offload),
         seeds=tuple(args.seeds), ks=tuple(args.ks), strategies=tuple(args.strategies), draws=args.draws,
         mode=args.mode, blocks=tuple(args.blocks) if args.blocks else None, negative_prompt=args.negative_prompt,
-        steps=args.steps, guidance=args.guidance, height=args.height, width=args.width,
+        steps=args.steps, guidance=args.guidance, height=args.height, width=args.width, clip=args.clip,
     )
 
 

@@ -21,6 +21,7 @@ from sessions.reader import open_session
 from . import defaults
 from .architectures import adapter_for
 from .cancel import CancelToken
+from .clip_score import ClipScorer
 from .clusters import iou
 from .errors import BadRequest
 from .generation import generate, resolve, to_uint8
@@ -50,6 +51,7 @@ class ProbeRequest:
     guidance: float | None = None
     height: int | None = None
     width: int | None = None
+    clip: str | None = None  # a CLIP model (hub id or folder): adds each image's similarity to its prompt
 
 
 @dataclass
@@ -65,6 +67,7 @@ class ProbeRow:
     accuracy: float | None
     mask_iou: float | None
     image: str
+    clip: float | None = None
 
 
 @dataclass
@@ -81,7 +84,7 @@ class ProbeResult:
             for k in sorted({r.k for r in self.rows if r.strategy == strategy}):
                 group = [r for r in self.rows if r.strategy == strategy and r.k == k]
                 entry = {"strategy": strategy, "k": k, "n": len(group)}
-                for name in ("accuracy", "psnr", "mse", "mask_iou"):
+                for name in ("accuracy", "psnr", "mse", "mask_iou", "clip"):
                     values = [getattr(r, name) for r in group if getattr(r, name) is not None]
                     entry[name] = float(np.mean(values)) if values else None
                     entry[f"{name}_std"] = float(np.std(values)) if values else None
@@ -116,6 +119,7 @@ def probe(
     if unknown:
         raise BadRequest(f"unknown block(s) {', '.join(sorted(unknown))}")
     chosen = set(request.blocks or names)
+    clip = ClipScorer(request.clip, request.spec.device) if request.clip else None
     (request.out / "images").mkdir(parents=True, exist_ok=True)
     plan = [(s, k, d) for s in request.strategies for k in request.ks for d in range(request.draws if s == "random" else 1)]
     total, done = len(request.prompts) * len(request.seeds) * (1 + len(plan)), 0
@@ -146,6 +150,7 @@ def probe(
                     score.accuracy if score else None,
                     iou(score.mask, base_score.mask) if score else None,
                     name,
+                    clip.scores(image, "", prompt)["target_prompt"] if clip else None,
                 ))
                 done += 1
     if progress:

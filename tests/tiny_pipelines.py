@@ -514,3 +514,22 @@ def tiny_call_kwargs(arch: str) -> dict:
         "qwenimage": {"true_cfg_scale": 4.0, **negative, "max_sequence_length": 32},
     }
     return {**common, **per_arch[arch]}
+
+
+def build_tiny_clip(folder: Path) -> Path:
+    """A random-weight CLIP (model and processor) saved locally, loaded like any CLIP folder or hub id."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    tokenizer = _clip_tokenizer()
+    config = CLIPConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id),
+        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8),
+        projection_dim=8,
+    )
+    torch.manual_seed(0)
+    CLIPModel(config).save_pretrained(folder)
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    return Path(folder)

@@ -12,7 +12,7 @@ from PIL import Image
 from cli.main import main
 from sessions.reader import open_session
 from tests.cli.test_batch_cli import run
-from tests.tiny_pipelines import _clip_tokenizer, tiny_call_kwargs
+from tests.tiny_pipelines import build_tiny_clip, tiny_call_kwargs
 
 
 def flags(folder: Path) -> list[str]:
@@ -52,23 +52,7 @@ def test_text_transport_writes_images_strip_and_report(text_run):
 
 @pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory) -> Path:
-    """A random-weight CLIP saved locally, loaded like any CLIP folder."""
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
-
-    tokenizer = _clip_tokenizer()
-    config = CLIPConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id),
-        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8),
-        projection_dim=8,
-    )
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("clip")
-    CLIPModel(config).save_pretrained(folder)
-    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
-    return folder
+    return build_tiny_clip(tmp_path_factory.mktemp("clip"))
 
 
 def test_image_transport_with_noising_and_clip_scores(text_run, tiny_pipelines, tiny_clip, tmp_path):

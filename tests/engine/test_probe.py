@@ -61,3 +61,17 @@ def test_probe_rejects_bad_requests(tmp_path):
         probe(ProbeRequest(prompts=[], out=tmp_path))
     with pytest.raises(BadRequest, match="unknown mode"):
         probe(ProbeRequest(prompts=["x"], out=tmp_path, mode="halve"))
+
+
+def test_probe_adds_clip_similarity_when_asked(tiny_pipelines, tmp_path):
+    from tests.tiny_pipelines import build_tiny_clip
+
+    gen = generation("flux")
+    request = ProbeRequest(
+        prompts=[gen.prompt], out=tmp_path, spec=ModelSpec(str(tiny_pipelines("flux"))), ks=(2,), strategies=("top",),
+        steps=gen.steps, guidance=gen.guidance, height=gen.height, width=gen.width,
+        clip=str(build_tiny_clip(tmp_path / "clip")),
+    )
+    result = probe(request)
+    assert all(-1.0 <= r.clip <= 1.0 for r in result.rows)
+    assert result.summary()[0]["clip"] == result.rows[0].clip
