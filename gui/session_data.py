@@ -115,13 +115,14 @@ class SessionData:
         )
 
     def strongest(self) -> dict[str, int] | None:
-        """The largest image-stream cell at the last recorded step: where a freshly opened session starts."""
+        """The largest image-stream cell at the middle recorded step, where a freshly opened session starts:
+        mid-trajectory the layout is set (the step token clusters default to, engine.clusters.default_step)."""
         if self.steps_done == 0:
             return None
-        last = self.steps_done - 1
-        mean = self.stats("image").mean_abs[last]
+        middle = self.steps_done // 2
+        mean = self.stats("image").mean_abs[middle]
         block, channel = np.unravel_index(np.nanargmax(mean), mean.shape)
-        return {"step": last, "block": int(block), "channel": int(channel)}
+        return {"step": middle, "block": int(block), "channel": int(channel)}
 
     def step_label(self, step: int) -> str:
         """Steps are 0-based everywhere (as in the file), with the scheduler timestep for orientation."""
