@@ -5,8 +5,7 @@ import numpy as np
 import pyqtgraph as pg
 
 from gui.selection import Selection
-from gui.session_data import SessionData
-from gui.views.heatmap_plot import HeatmapPlot
+from gui.views.heatmap_plot import SelectionHeatmap
 
 _SUN_PEN = pg.mkPen(color=(255, 255, 255), width=1.2)
 
@@ -18,39 +17,17 @@ class _Markers(pg.ScatterPlotItem):
         ev.ignore()
 
 
-class ChannelHeatmap(HeatmapPlot):
+class ChannelHeatmap(SelectionHeatmap):
     """Redraws only the cells on a step or stream change; a block or channel change moves the crosshair."""
 
+    column = "channel"
+    redraw_on = frozenset({"stream", "step"})
+
     def __init__(self, selection: Selection):
-        super().__init__("channel", "block", "mean |x|", colormap="viridis", crosshair="#dc143c")
-        self.selection = selection
-        self.data: SessionData | None = None
-        self.log = False
+        super().__init__(selection, "channel", "mean |x|", colormap="viridis", crosshair="#dc143c")
         self.sun = _Markers(symbol="o", size=7, pen=_SUN_PEN, brush=None, pxMode=True)
         self.sun.setToolTip("massive by Sun et al.'s rule: max |x| > 100 and > 1000 x the block's median |x|")
         self.plot.addItem(self.sun)
-        self.cellClicked.connect(lambda row, col: selection.set(block=row, channel=col))
-        selection.changed.connect(self._on_changed)
-
-    def set_data(self, data: SessionData | None) -> None:
-        self.data = data
-        self._redraw(fit=True)
-
-    def set_log(self, log: bool) -> None:
-        self.log = log
-        self.set_bar_label("log10 mean |x|" if log else "mean |x|")  # here, not per redraw: it re-lays the bar
-        self._redraw()
-
-    def _on_changed(self, fields: frozenset) -> None:
-        if fields & {"stream", "step"}:
-            self._redraw(fit="stream" in fields)
-        else:
-            self._mark()
-
-    def _mark(self) -> None:
-        pick = self.data.resolve(self.selection) if self.data else None
-        if pick is not None:
-            self.mark(pick.block, pick.channel)
 
     def _redraw(self, fit: bool = False) -> None:
         pick = self.data.resolve(self.selection) if self.data else None

@@ -146,3 +146,43 @@ def set_levels(bar: pg.ColorBarItem, levels: tuple[float, float]) -> None:
 def _thinned(names: list[str]) -> list[tuple[int, str]]:
     stride = max(1, -(-len(names) // _MAX_TICKS))
     return [(i, names[i]) for i in range(0, len(names), stride)]
+
+
+class SelectionHeatmap(HeatmapPlot):
+    """A heatmap of one session linked to the Selection: rows are blocks, columns the field `column`
+    ("channel" or "step"). It redraws when a field in `redraw_on` changes and only moves the crosshair
+    otherwise, which keeps slider moves cheap. Subclasses draw in `_redraw(fit)`."""
+
+    column: str
+    redraw_on: frozenset
+
+    def __init__(self, selection, x_label: str, bar_label: str, colormap: str, crosshair: str):
+        super().__init__(x_label, "block", bar_label, colormap=colormap, crosshair=crosshair)
+        self.selection = selection
+        self.data = None
+        self.log = False
+        self.cellClicked.connect(lambda row, col: selection.set(block=row, **{self.column: col}))
+        selection.changed.connect(self._on_changed)
+
+    def set_data(self, data) -> None:
+        self.data = data
+        self._redraw(fit=True)
+
+    def set_log(self, log: bool) -> None:
+        self.log = log
+        self.set_bar_label("log10 mean |x|" if log else "mean |x|")  # here, not per redraw: it re-lays the bar
+        self._redraw()
+
+    def _on_changed(self, fields: frozenset) -> None:
+        if fields & self.redraw_on:
+            self._redraw(fit="stream" in fields)
+        else:
+            self._mark()
+
+    def _mark(self) -> None:
+        pick = self.data.resolve(self.selection) if self.data else None
+        if pick is not None:
+            self.mark(pick.block, getattr(pick, self.column))
+
+    def _redraw(self, fit: bool = False) -> None:
+        raise NotImplementedError

@@ -4,40 +4,17 @@ from __future__ import annotations
 import numpy as np
 
 from gui.selection import Selection
-from gui.session_data import SessionData
-from gui.views.heatmap_plot import HeatmapPlot
+from gui.views.heatmap_plot import SelectionHeatmap
 
 
-class StepHeatmap(HeatmapPlot):
+class StepHeatmap(SelectionHeatmap):
     """Recomputed on a channel or stream change only; a step move just moves the crosshair."""
 
+    column = "step"
+    redraw_on = frozenset({"stream", "channel"})
+
     def __init__(self, selection: Selection):
-        super().__init__("step", "block", "mean |x|", colormap="inferno", crosshair="#00c8ff")
-        self.selection = selection
-        self.data: SessionData | None = None
-        self.log = False
-        self.cellClicked.connect(lambda row, col: selection.set(block=row, step=col))
-        selection.changed.connect(self._on_changed)
-
-    def set_data(self, data: SessionData | None) -> None:
-        self.data = data
-        self._redraw(fit=True)
-
-    def set_log(self, log: bool) -> None:
-        self.log = log
-        self.set_bar_label("log10 mean |x|" if log else "mean |x|")  # here, not per redraw: it re-lays the bar
-        self._redraw()
-
-    def _on_changed(self, fields: frozenset) -> None:
-        if fields & {"stream", "channel"}:
-            self._redraw(fit="stream" in fields)
-        else:
-            self._mark()
-
-    def _mark(self) -> None:
-        pick = self.data.resolve(self.selection) if self.data else None
-        if pick is not None:
-            self.mark(pick.block, pick.step)
+        super().__init__(selection, "step", "mean |x|", colormap="inferno", crosshair="#00c8ff")
 
     def _redraw(self, fit: bool = False) -> None:
         pick = self.data.resolve(self.selection) if self.data else None
