@@ -1,14 +1,16 @@
 """Transport on the embedded model: attribute transfer across alpha, and inverse Euler vs forward noising.
 
-    python bench/transport_embedded.py [--pairs 4] [--references 4] [--steps 20] [--alphas 0 0.25 0.5 0.75 1]
+    python bench/transport_embedded.py [--pairs 8] [--references 6] [--k 16] [--guidance G] [--attributes size position color]
 
-(a) Prompt interpolation: held-out captions as targets, the same caption with another color
-(and, separately, another shape) as sources; the world reader says which of the differing
-attributes each result takes from the source (from_source) and keeps from the target.
-(b) Subject-driven: clean renders of held-out captions as reference images (with their captions),
-transported into a target whose subject has another color and shape. Per method: PSNR of the
-source run's own image against the reference (inverse Euler: the reconstruction from the inverted
-noise; noising: the VAE round trip, its last step lands on x0), and from_source per alpha.
+(a) Prompt interpolation: held-out captions as targets, the same caption with one attribute changed
+as sources; the world reader says whether each result takes that attribute from the source
+(from_source, mean over pairs per alpha).
+(b) Subject-driven: clean renders of held-out captions as reference images, with their captions
+or without them, transported into targets whose subject has another size and position. Per method,
+PSNR of the source run's own image against the reference (inverse Euler: the reconstruction from
+the inverted noise; noising: the VAE round trip, since its last step lands on x0), the same for a
+plain generation of the caption, and from_source per alpha.
+Settings not given are the model's own (massivelens.json).
 """
 from __future__ import annotations
 
@@ -21,80 +23,94 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine import defaults  # noqa: E402
-from engine.loading import ModelSpec  # noqa: E402
+from engine.architectures import adapter_for  # noqa: E402
+from engine.generation import generate, resolve, to_uint8  # noqa: E402
+from engine.loading import ModelSpec, load_pipeline  # noqa: E402
 from engine.metrics import psnr  # noqa: E402
-from engine.shapes.world import COLORS, SHAPES, heldout_samples, parse_caption, render  # noqa: E402
+from engine.shapes.world import COLORS, POSITIONS, SHAPES, Attributes, heldout_samples, parse_caption, render  # noqa: E402
 from engine.transport import TransportRequest, transport  # noqa: E402
 from engine.transport_report import attribute_transfer  # noqa: E402
 
 
-def changed(caption: str, **attributes: str) -> str:
-    return replace(parse_caption(caption), **attributes).caption
+def changed(attrs: Attributes, name: str) -> Attributes:
+    """The same attributes with `name` set to another valid value."""
+    choices = {"size": ("small", "large"), "color": COLORS, "background": COLORS, "shape": SHAPES, "position": POSITIONS}
+    taken = {attrs.color, attrs.background} if name in ("color", "background") else {getattr(attrs, name)}
+    return replace(attrs, **{name: next(v for v in choices[name] if v not in taken)})
 
 
-def other(values: tuple[str, ...], *avoid: str) -> str:
-    return next(v for v in values if v not in avoid)
+def row(label: str, values: list[list[float]]) -> str:
+    return f"  {label:<30}" + "".join(f"{v:<8.2f}" for v in np.mean(values, axis=0)) + f"(n={len(values)})"
 
 
-def table(title: str, rows: dict[str, list[list[float]]], alphas: list[float]) -> None:
-    print(f"\n{title}")
-    print(f"  {'':<26}" + "".join(f"alpha {a:<5g}" for a in alphas))
-    for name, runs in rows.items():
-        mean = np.mean(runs, axis=0)
-        print(f"  {name:<26}" + "".join(f"{v:<11.2f}" for v in mean) + f"(n={len(runs)})")
+def prompt_table(args: argparse.Namespace, base: dict, tmp: Path, header: str) -> None:
+    print(f"(a) prompt interpolation: from_source per alpha (k={args.k}, guidance {args.guidance or 'default'}, mask {args.mask})")
+    print(header)
+    for name in args.attributes:
+        runs = []
+        for i, (caption, _, _) in enumerate(heldout_samples(args.pairs)):
+            source = changed(parse_caption(caption), name).caption
+            result = transport(TransportRequest(target_prompt=caption, source_prompt=source, out=tmp / f"{name}{i}", **base))
+            runs.append([attribute_transfer(source, caption, r.image)[0] for r in result.results])
+        print(row(name, runs), flush=True)
+
+
+def reference_table(args: argparse.Namespace, base: dict, tmp: Path, header: str) -> None:
+    print("\n(b) reference images into targets of another size and position")
+    pipe = load_pipeline(base["spec"])
+    methods = [(method, captioned) for captioned in (True, False) for method in ("euler", "noise")]
+    psnrs: dict[tuple, list[float]] = {m: [] for m in methods}
+    runs: dict[tuple, list[list[float]]] = {m: [] for m in methods}
+    plain: list[float] = []
+    for i, (caption, _, _) in enumerate(heldout_samples(args.references, offset=100)):
+        attrs = parse_caption(caption)
+        reference = tmp / f"reference{i}.png"
+        Image.fromarray(render(attrs)[0]).save(reference)
+        target = changed(changed(attrs, "size"), "position").caption
+        for method, captioned in methods:
+            result = transport(TransportRequest(target_prompt=target, source_image=reference, source_caption=caption if captioned else "",
+                                                inversion=method, out=tmp / f"{method}{captioned}{i}", **base))
+            psnrs[method, captioned].append(psnr(result.source_image, result.reference))
+            runs[method, captioned].append([attribute_transfer(caption, target, r.image)[0] for r in result.results])
+        gen = resolve(pipe, args.model, caption, guidance=args.guidance)
+        plain.append(psnr(to_uint8(generate(pipe, adapter_for(pipe.transformer), gen)), result.reference))
+    print(f"  PSNR (dB) to the reference of the source run's image, mean over {args.references}")
+    print("  (euler: reconstruction from the inverted noise; noise: the VAE round trip, its last step lands on x0)")
+    for (method, captioned), values in psnrs.items():
+        print(f"    {method:<6} {'with caption' if captioned else 'no caption':<14} {np.mean(values):6.2f}")
+    print(f"    plain generation of the caption  {np.mean(plain):6.2f}")
+    print("  from_source (size and position taken from the reference):")
+    print(header)
+    for (method, captioned), values in runs.items():
+        print(row(f"{method}, {'with caption' if captioned else 'no caption'}", values))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=defaults.DEFAULT_MODEL)
-    parser.add_argument("--pairs", type=int, default=4)
-    parser.add_argument("--references", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--guidance", type=float, default=4.0)
+    parser.add_argument("--pairs", type=int, default=8, help="prompt pairs per attribute (0: skip part a)")
+    parser.add_argument("--references", type=int, default=6, help="reference images (0: skip part b)")
+    parser.add_argument("--attributes", nargs="+", default=["size", "position", "shape", "color", "background"])
+    parser.add_argument("--guidance", type=float)
     parser.add_argument("--k", type=int, default=defaults.K)
     parser.add_argument("--mask", default="all")
     parser.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    base = dict(spec=ModelSpec(args.model), steps=args.steps, guidance=args.guidance, height=64, width=64,
-                k=args.k, mask=args.mask, alphas=tuple(args.alphas))
+    base = dict(spec=ModelSpec(args.model), guidance=args.guidance, k=args.k, mask=args.mask, alphas=tuple(args.alphas))
     tmp = Path(tempfile.mkdtemp(prefix="transport-bench-"))
     start = time.perf_counter()
-
-    prompt_rows: dict[str, list[list[float]]] = {"color": [], "shape": []}
-    for i, (caption, _, _) in enumerate(heldout_samples(args.pairs)):
-        attrs = parse_caption(caption)
-        sources = {"color": changed(caption, color=other(COLORS, attrs.color, attrs.background)),
-                   "shape": changed(caption, shape=other(SHAPES, attrs.shape))}
-        for name, source in sources.items():
-            result = transport(TransportRequest(target_prompt=caption, source_prompt=source, out=tmp / f"p{i}-{name}", **base))
-            prompt_rows[name].append([attribute_transfer(source, caption, r.image)[0] for r in result.results])
-    table(f"(a) prompt interpolation, from_source (k={args.k}, mask {args.mask}, {args.steps} steps)", prompt_rows, args.alphas)
-
-    psnrs: dict[str, list[float]] = {"euler": [], "noise": []}
-    image_rows: dict[str, list[list[float]]] = {"euler": [], "noise": []}
-    for i, (caption, _, _) in enumerate(heldout_samples(args.references, offset=100)):
-        attrs = parse_caption(caption)
-        reference = tmp / f"ref{i}.png"
-        from PIL import Image
-
-        Image.fromarray(render(attrs)[0]).save(reference)
-        target = changed(caption, color=other(COLORS, attrs.color, attrs.background), shape=other(SHAPES, attrs.shape))
-        for method in psnrs:
-            result = transport(TransportRequest(target_prompt=target, source_image=reference, source_caption=caption,
-                                                inversion=method, out=tmp / f"i{i}-{method}", **base))
-            psnrs[method].append(psnr(result.source_image, result.reference))
-            image_rows[method].append([attribute_transfer(caption, target, r.image)[0] for r in result.results])
-    print(f"\n(b) reference images: source run vs reference, PSNR (dB), mean over {args.references}")
-    for method, values in psnrs.items():
-        label = "inverse Euler reconstruction" if method == "euler" else "noising (VAE round trip)"
-        print(f"  {label:<30} {np.mean(values):6.2f}  (min {np.min(values):.2f})")
-    table("(b) subject transfer from the reference (color + shape differ), from_source", image_rows, args.alphas)
+    header = f"  {'':<30}" + "".join(f"a={a:<6g}" for a in args.alphas)
+    if args.pairs:
+        prompt_table(args, base, tmp, header)
+    if args.references:
+        reference_table(args, base, tmp, header)
     print(f"\n{time.perf_counter() - start:.0f} s, outputs in {tmp}")
 
 

@@ -28,7 +28,8 @@ from .hooks import Progress
 
 INVERSIONS = ("euler", "noise")
 # Inversion and the reference's trajectory run without classifier-free guidance: on the embedded
-# model, inverse Euler at guidance 1 reconstructs a reference at ~26 dB, at guidance 4 at ~20 dB.
+# model (20 steps), inverse Euler at guidance 1 reconstructs references at 26.6 dB, as well as the
+# VAE round trip does; at guidance 4 at 23.2 dB, below a plain generation of the caption (24.7 dB).
 INVERSION_GUIDANCE = 1.0
 
 

@@ -47,7 +47,8 @@ class TransportRequest:
     `window` is the half-open step range (start, end), None ends meaning the first / last step;
     `mask_step` / `mask_block` pick the token maps the masks are clustered on (default: middle).
     `inversion_guidance` is the guidance of a reference's inversion and trajectory: without
-    classifier-free guidance (1.0) the trajectory reconstructs the reference far better.
+    classifier-free guidance (1.0) the trajectory reconstructs the reference far better, and having
+    no unconditional branch, it changes only the target's conditional one.
     """
 
     target_prompt: str
@@ -83,11 +84,12 @@ class AlphaResult:
 @dataclass
 class TransportResult:
     """What a sweep made: the plain target and source images, one result per alpha, and the
-    settings as resolved (block names, step window, token mask on the grid or None = all)."""
+    settings as resolved (block names, step window, token mask on the grid or None = all).
+    `source_prompt` is the source run's prompt: a reference's caption, possibly empty."""
 
     request: TransportRequest
     target_prompt: str
-    source_caption: str
+    source_prompt: str
     target_image: np.ndarray
     source_image: np.ndarray
     reference: np.ndarray | None

@@ -1,7 +1,7 @@
 """The transport editor: source | target | result side by side, the settings of a sweep, Run / Cancel,
 an alpha slider that scrubs through the sweep's results, and the strip's export.
 
-A standalone widget (open it with `TransportEditor(out_root).show()`). A run is one engine job on
+A standalone widget: `TransportEditor(out_root).show()`, or `python -m gui.transport_editor [FOLDER]`. A run is one engine job on
 the recording worker (`gui.worker.RecordRunner`): it writes the sweep's folder (images, strip.png,
 transport.json, sessions), and the editor shows what the folder holds, so the slider never waits
 for the model.
@@ -12,6 +12,7 @@ import json
 import shutil
 import time
 from dataclasses import asdict, dataclass
+import sys
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -351,3 +352,19 @@ def _spin(maximum: int, step: int) -> QSpinBox:
     box.setSingleStep(step)
     box.setSpecialValueText(_DEFAULT)
     return box
+
+
+def main(argv: list[str]) -> int:
+    """`python -m gui.transport_editor [SWEEP_FOLDER]`: the editor on its own, runs saved under ./transport."""
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    editor = TransportEditor(Path.cwd() / "transport")
+    if argv:
+        editor.show_folder(Path(argv[0]))
+    editor.show()
+    return app.exec()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -208,25 +208,27 @@ def test_bad_requests_are_refused(tmp_path):
 
 
 EMBEDDED = Path(defaults.DEFAULT_MODEL)
-# Source, target: only the layout differs (position, size). On the embedded model the massive channels
-# carry layout; colour also flows through the pooled-text modulation, which transport leaves alone.
+# Source, target: each pair differs in one layout attribute. Massive channels carry layout on the
+# embedded model; a subject's color mostly rides on the pooled-text modulation that transport leaves
+# alone, so color pairs move only without guidance and with k >= 32 (see the README).
 LAYOUT_PAIRS = [
-    ("a large red circle on a white background at top left", "a large red circle on a white background at bottom right"),
     ("a small red circle on a white background at center", "a large red circle on a white background at center"),
+    ("a large yellow square on a black background at top left", "a small yellow square on a black background at top left"),
+    ("a large blue circle on a white background at top left", "a large blue circle on a white background at bottom right"),
+    ("a small green square on a black background at center", "a small green square on a black background at top right"),
 ]
 
 
 @pytest.mark.skipif(not (EMBEDDED / "model_index.json").is_file(),
                     reason="the embedded model (resources/shapes-dit) is not trained/saved on this machine")
 def test_transfer_toward_the_source_grows_with_alpha_on_the_embedded_model(tmp_path):
+    """At the model's own settings (k 16, all blocks and steps, no mask): none of the source at
+    alpha 0, most of it at alpha 1, never less at a larger alpha (mean over the pairs)."""
     alphas = (0.0, 0.5, 1.0)
     transfer = []
     for i, (source, target) in enumerate(LAYOUT_PAIRS):
-        result = transport(TransportRequest(
-            target_prompt=target, source_prompt=source, out=tmp_path / str(i), spec=ModelSpec(str(EMBEDDED)),
-            alphas=alphas,
-        ))
-        transfer.append([attribute_transfer(source, target, r.image)[0] for r in result.results])
+        request = TransportRequest(target_prompt=target, source_prompt=source, out=tmp_path / str(i), spec=ModelSpec(str(EMBEDDED)), alphas=alphas)
+        transfer.append([attribute_transfer(source, target, r.image)[0] for r in transport(request).results])
     mean = np.mean(transfer, axis=0)
     assert all(b >= a for a, b in zip(mean, mean[1:])), transfer
-    assert mean[0] == 0.0 and mean[-1] > 0.0, transfer
+    assert mean[0] == 0.0 and mean[-1] >= 0.5, transfer
