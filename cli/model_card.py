@@ -57,17 +57,25 @@ def _accuracy(model: Path, n: int) -> dict[str, float]:
 
 
 def _loss_curve(model: Path) -> list[str]:
+    """The transformer's training and held-out loss over its whole life: a resumed run restarts its step
+    count, so later segments are shifted to continue the earlier ones. (The VAE phases log reader errors
+    in the held-out column, so they stay in train_log.csv only.)"""
     from gui.figures import line_figure
 
-    rows = list(csv.DictReader((model / "train_log.csv").open()))
-    series = {}
-    for phase in dict.fromkeys(r["phase"] for r in rows):
-        mine = [r for r in rows if r["phase"] == phase]
-        series[f"{phase} train"] = ([float(r["step"]) for r in mine], [float(r["loss"]) for r in mine], None)
-        held = [r for r in mine if r["heldout_loss"]]
-        if held:
-            series[f"{phase} held-out"] = ([float(r["step"]) for r in held], [float(r["heldout_loss"]) for r in held], None)
-    paths = line_figure(series, "Training loss", "step", "loss", model / "loss_curve")
+    rows = [r for r in csv.DictReader((model / "train_log.csv").open()) if r["phase"] == "dit"]
+    offset, last, steps = 0, 0, []
+    for r in rows:
+        step = int(r["step"])
+        if step < last:
+            offset += last
+        last = step
+        steps.append(offset + step)
+    held = [(x, float(r["heldout_loss"])) for x, r in zip(steps, rows) if r["heldout_loss"]]
+    series = {
+        "train (batch of 32)": (steps, [float(r["loss"]) for r in rows], None),
+        "held-out (256 images)": ([x for x, _ in held], [y for _, y in held], None),
+    }
+    paths = line_figure(series, "Transformer training loss (rectified flow)", "step", "loss", model / "loss_curve")
     return [p.name for p in paths]
 
 
