@@ -74,11 +74,11 @@ def summary(result: TransportResult, clip=None) -> dict:
     world = uses_world(request.spec.model)
     rows = []
     for i, r in enumerate(result.results):
-        taken, kept = attribute_transfer(result.source_caption, result.target_prompt, r.image) if world else (None, None)
+        taken, kept = attribute_transfer(result.source_prompt, result.target_prompt, r.image) if world else (None, None)
         row = {"alpha": r.alpha, "image": _image_name(i, r.alpha), "from_source": taken, "from_target": kept,
                "session": str(r.session.relative_to(request.out))}
         if clip is not None:
-            row["clip"] = clip.scores(r.image, result.source_caption, result.target_prompt, result.reference)
+            row["clip"] = clip.scores(r.image, result.source_prompt, result.target_prompt, result.reference)
         rows.append(row)
     source = {"prompt": request.source_prompt} if request.source_image is None else {
         "image": str(request.source_image), "caption": request.source_caption, "inversion": request.inversion,
