@@ -17,7 +17,8 @@ from . import defaults
 from .architectures import Adapter
 from .cancel import CancelToken
 from .errors import BadRequest, OutOfMemory
-from .hooks import BlockHooks, Observer, Progress
+from .hooks import BlockHooks, Observer
+from .progress import Progress
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import torch
 from .architectures import Adapter, BlockList
 from .cancel import CancelToken
 from .errors import EngineError
+from .progress import Progress
 
 Streams = dict[str, torch.Tensor]
 
@@ -28,15 +29,6 @@ class BlockCall:
     position: int
     step: int
     branches: dict[str, slice]
-
-
-@dataclass(frozen=True)
-class Progress:
-    step: int
-    steps: int
-    block: int
-    blocks: int
-    block_name: str
 
 
 class Observer(Protocol):

@@ -24,7 +24,7 @@ from .architectures import Adapter
 from .cancel import CancelToken
 from .errors import BadRequest
 from .generation import Generation, generate
-from .hooks import Progress
+from .progress import Progress
 
 INVERSIONS = ("euler", "noise")
 # Inversion and the reference's trajectory run without classifier-free guidance: on the embedded

@@ -16,7 +16,8 @@ from .architectures import adapter_for
 from .cancel import CancelToken
 from .errors import BadRequest
 from .generation import Generation, generate, resolve, to_uint8
-from .hooks import Observer, Progress
+from .hooks import Observer
+from .progress import Progress
 from .loading import ModelSpec, load_pipeline
 from .recording import Recorder
 

@@ -3,29 +3,18 @@ engine.probe.probe with the probe's contract: (request, progress, cancel) -> Pro
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from engine.metrics import mse, psnr
+from engine.progress import Progress
 from gui.worker import RecordParams
 from sessions.reader import open_session
 from sessions.records import Layout, StepRecord, StreamStats
 from sessions.writer import SessionWriter
 from tests.session_factory import synthetic_info, write_synthetic_session
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Same fields as engine.hooks.Progress, without importing torch."""
-
-    step: int
-    steps: int
-    block: int
-    blocks: int
-    block_name: str
 
 
 def slow_job(steps: int = 3, blocks: int = 4, channels: int = 32, delay: float = 0.01, busy: bool = False):
