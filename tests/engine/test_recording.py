@@ -172,3 +172,17 @@ def test_control_channel_sets_are_recorded_on_request(tiny_pipelines, tmp_path):
         ds_map = s.set_maps("bottom", 1, block)[1]
         assert ds_map.shape == s.grid
         assert np.isclose(np.abs(ds_map).mean(), mean[block, c], rtol=1e-5)
+
+
+def test_median_is_exact_on_small_states_and_a_sampled_estimate_at_flux_size():
+    from engine.recording import median_stride, reduce_tokens
+
+    assert median_stride(64, 128, 8) == 1  # the embedded model: exact
+    stride = median_stride(4096, 3072, 64)  # FLUX at 1024 px
+    assert stride == 49 and {(i * stride) % 64 for i in range(4096 // stride)} == set(range(64))
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(4096, 3072, generator=generator) * torch.rand(3072, generator=generator) * 4
+    x[:, 7] = 3000.0  # a massive channel does not move the median
+    _, peak, sampled = reduce_tokens(x, stride)
+    exact = x.abs().median()
+    assert abs(float(sampled) / float(exact) - 1) < 0.02 and float(peak[7]) == 3000.0

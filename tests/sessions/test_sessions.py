@@ -29,6 +29,32 @@ def test_round_trip_keeps_planted_channels(tmp_path):
         assert s.token_map(1, 0, 20) is None
 
 
+def _gzip_copy(src, dst) -> None:
+    """The same session with every dataset gzip-compressed, as sessions written before 2026-11-26 are."""
+    with h5py.File(src, "r") as a, h5py.File(dst, "w") as b:
+        b.attrs.update(a.attrs)
+
+        def copy(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                kwargs = dict(compression="gzip", shuffle=True, chunks=obj.chunks) if obj.chunks else {}
+                b.create_dataset(name, data=obj[()], **kwargs).attrs.update(obj.attrs)
+
+        a.visititems(copy)
+
+
+def test_sessions_are_written_uncompressed_and_gzip_files_still_read(tmp_path):
+    path = write_synthetic_session(tmp_path / "s.h5", hidden_blocks=("double.1",))
+    with h5py.File(path, "r") as f:
+        assert f[f"image/{S.TOP_MAPS}"].compression is None and f[f"image/{S.MEAN_ABS}"].compression is None
+    _gzip_copy(path, tmp_path / "old.h5")
+    with open_session(path) as new, open_session(tmp_path / "old.h5") as old:
+        assert old.complete and old.steps_done == new.steps_done
+        np.testing.assert_array_equal(old.mean_abs("image"), new.mean_abs("image"))
+        np.testing.assert_array_equal(old.top_maps(1, 2), new.top_maps(1, 2))
+        np.testing.assert_array_equal(old.token_map(1, 1, 20), new.token_map(1, 1, 20))
+        np.testing.assert_array_equal(old.image(), new.image())
+
+
 def test_rules_apply_to_stored_statistics(tmp_path):
     path = write_synthetic_session(tmp_path / "s.h5")
     with open_session(path) as s:
