@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     model = args.model
     config = json.loads((model / "train_config.json").read_text())
     accuracy = _accuracy(model, args.eval)
-    figures = _loss_curve(model)
+    figures = _loss_curve(model, int(config["args"]["batch"]))
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         stats = activation_statistics(model, args.prompts, args.seeds, work)
@@ -56,7 +56,7 @@ def _accuracy(model: Path, n: int) -> dict[str, float]:
     return evaluate(pipe, n, steps=settings["steps"], cfg=settings["guidance"])
 
 
-def _loss_curve(model: Path) -> list[str]:
+def _loss_curve(model: Path, batch: int) -> list[str]:
     """The transformer's training and held-out loss over its whole life: a resumed run restarts its step
     count, so later segments are shifted to continue the earlier ones. (The VAE phases log reader errors
     in the held-out column, so they stay in train_log.csv only.)"""
@@ -72,11 +72,22 @@ def _loss_curve(model: Path) -> list[str]:
         steps.append(offset + step)
     held = [(x, float(r["heldout_loss"])) for x, r in zip(steps, rows) if r["heldout_loss"]]
     series = {
-        "train (batch of 32)": (steps, [float(r["loss"]) for r in rows], None),
+        f"train (batch of {batch})": (steps, [float(r["loss"]) for r in rows], None),
         "held-out (256 images)": ([x for x, _ in held], [y for _, y in held], None),
     }
     paths = line_figure(series, "Transformer training loss (rectified flow)", "step", "loss", model / "loss_curve")
     return [p.name for p in paths]
+
+
+def wall_minutes(log: Path) -> float:
+    """Training wall time over all phases and resumed runs (each run's log clock restarts at zero)."""
+    total, last = 0.0, 0.0
+    for row in csv.DictReader(log.open()):
+        elapsed = float(row["elapsed_s"])
+        if elapsed < last:
+            total += last
+        last = elapsed
+    return (total + last) / 60.0
 
 
 def activation_statistics(model: Path, prompts: int, seeds: int, work: Path) -> dict:
@@ -159,6 +170,7 @@ def render(config: dict, accuracy: dict, stats: dict, figures: list[str], args: 
         *[f"| {name} parameters | {value:,} |" for name, value in params.items()],
         f"| image-token grid | {config['token_grid'][0]} x {config['token_grid'][1]} |",
         f"| transformer steps trained | {config.get('dit_steps')} |",
+        f"| training wall time, all phases | {wall_minutes(args.model / 'train_log.csv'):.0f} min |",
         *[f"| {name} | {value} |" for name, value in config["args"].items() if name not in ("out", "log", "resume")],
         *[f"| model: {name} | {value} |" for name, value in config["config"].items()],
         "",

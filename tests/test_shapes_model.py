@@ -47,3 +47,30 @@ def test_shipped_model_loads_and_generates():
     pipe.set_progress_bar_config(disable=True)
     (image,) = generate(pipe, [CAPTION], steps=2)
     assert image.shape == (world.SIZE, world.SIZE, 3) and image.dtype == np.uint8
+
+
+def _train(out: Path, *extra: str) -> None:
+    from engine.shapes import train
+
+    train.main(["--out", str(out), "--log", str(out.parent / f"{out.name}.csv"), "--vae-steps", "2", "--steps", "3",
+                "--decoder-steps", "1", "--batch", "2", "--cache", "32", "--dit-heads", "1",
+                "--dit-single-layers", "1", "--threads", "1", *extra])
+
+
+def test_training_command_is_seeded_and_resumes(tmp_path):
+    import json
+
+    from engine import defaults
+    from engine.loading import ModelSpec, load_pipeline
+
+    _train(tmp_path / "a")
+    _train(tmp_path / "b")
+    a, b = (load_pipeline(ModelSpec(str(tmp_path / n))).transformer.state_dict() for n in "ab")
+    assert all(torch.equal(a[key], b[key]) for key in a)  # same seed, same model
+    assert defaults.model_defaults(str(tmp_path / "a"))["world"] == "shapes"
+    assert json.loads((tmp_path / "a" / "train_config.json").read_text())["dit_steps"] == 3
+
+    _train(tmp_path / "a", "--resume", "--steps", "2")
+    assert json.loads((tmp_path / "a" / "train_config.json").read_text())["dit_steps"] == 5
+    resumed = load_pipeline(ModelSpec(str(tmp_path / "a"))).transformer.state_dict()
+    assert not all(torch.equal(resumed[key], a[key]) for key in a)

@@ -64,9 +64,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--grid", type=Path, default=None, help="write the first images as a PNG grid")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    pipe = DiffusionPipeline.from_pretrained(args.model)
+    pipe = DiffusionPipeline.from_pretrained(args.model).to(args.device)
     if args.shift is not None:
         pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config, shift=args.shift)
     result = evaluate(pipe, args.n, args.steps, args.cfg, args.batch, args.seed, args.grid)

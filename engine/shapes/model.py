@@ -39,7 +39,7 @@ class ModelConfig:
     text_heads: int = 2
     vae_channels: tuple[int, ...] = (16, 32, 32)
     latent_channels: int = 4
-    dit_heads: int = 3
+    dit_heads: int = 4
     dit_head_dim: int = 32
     dit_double_layers: int = 2
     dit_single_layers: int = 4

@@ -1,8 +1,10 @@
 """Train the embedded shapes model from scratch: VAE first, then DiT + text encoders.
 
-    python -m engine.shapes.train --out resources/shapes-dit --minutes 80 --seed 0
+    python -m engine.shapes.train --out resources/shapes-dit --seed 0
 
-Rectified flow as FluxPipeline samples it: x_t = (1 - t) x0 + t noise and the
+The recipe is counted in optimiser steps (VAE, DiT, decoder refinement), so the
+same command gives the same model on a CPU or a GPU; --dit-minutes optionally caps
+the DiT phase by wall time instead. Rectified flow as FluxPipeline samples it: x_t = (1 - t) x0 + t noise and the
 transformer predicts noise - x0 (the Euler step adds (sigma_next - sigma) * pred).
 The pipeline folder (EMA weights) is rewritten every --save-minutes and at the end.
 """
@@ -30,6 +32,7 @@ from .world import HELDOUT_SEED_BASE, all_attributes, heldout_seeds, sample
 
 LOG_NAME = "train_log.csv"
 VAE_LR = 1e-3  # 2e-3 diverged after ~800 steps
+VAE_STEPS, DIT_STEPS, DECODER_STEPS = 2000, 6500, 2000  # the shipped recipe: ~95 min on 2 CPU threads
 
 
 def images_to_tensor(images: list[np.ndarray]) -> torch.Tensor:
@@ -65,7 +68,7 @@ class Logger:
               + ("" if heldout is None else f" heldout {heldout:.4f}"), flush=True)
 
 
-def train_vae(pipe: FluxPipeline, rng: np.random.Generator, seconds: float, batch: int, device: torch.device,
+def train_vae(pipe: FluxPipeline, rng: np.random.Generator, steps: int, batch: int, device: torch.device,
               logger: Logger, decoder_only: bool = False) -> None:
     """Fit the autoencoder to world images (L1 + MSE for crisp flat colours, a small KL keeps latents smooth).
 
@@ -79,9 +82,8 @@ def train_vae(pipe: FluxPipeline, rng: np.random.Generator, seconds: float, batc
     for p in trained:
         p.requires_grad_(True)
     opt = torch.optim.AdamW(trained, lr=VAE_LR, weight_decay=0.0)
-    start, step = time.time(), 0
-    while time.time() - start < seconds:
-        progress = (time.time() - start) / seconds
+    for step in range(steps):
+        progress = step / steps
         lr = VAE_LR * min(1.0, (step + 1) / 50) * (0.525 + 0.475 * math.cos(math.pi * progress))
         for group in opt.param_groups:
             group["lr"] = lr
@@ -96,11 +98,10 @@ def train_vae(pipe: FluxPipeline, rng: np.random.Generator, seconds: float, batc
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
-        step += 1
-        if step % 25 == 0:
-            logger.log(phase, step, loss.item(), lr=lr)
+        if (step + 1) % 25 == 0:
+            logger.log(phase, step + 1, loss.item(), lr=lr)
     vae.eval().requires_grad_(False)
-    logger.log(phase, step, loss.item(), heldout=1.0 - vae_reader_accuracy(pipe, device), lr=lr)
+    logger.log(phase, steps, loss.item(), heldout=1.0 - vae_reader_accuracy(pipe, device), lr=lr)
 
 
 @torch.no_grad()
@@ -191,26 +192,28 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("resources/shapes-dit"))
     parser.add_argument("--log", type=Path, default=Path("runs/shapes-dit/train_log.csv"))
-    parser.add_argument("--minutes", type=float, default=80.0, help="wall-time cap for the whole run")
-    parser.add_argument("--vae-minutes", type=float, default=8.0)
-    parser.add_argument("--decoder-minutes", type=float, default=12.0, help="decoder refinement at the end")
-    parser.add_argument("--steps", type=int, default=10**9, help="cap on DiT steps")
+    parser.add_argument("--vae-steps", type=int, default=VAE_STEPS)
+    parser.add_argument("--steps", type=int, default=DIT_STEPS, help="DiT steps")
+    parser.add_argument("--decoder-steps", type=int, default=DECODER_STEPS, help="decoder refinement at the end")
+    parser.add_argument("--dit-minutes", type=float, default=None, help="optional wall-time cap on the DiT phase")
     parser.add_argument("--save-minutes", type=float, default=10.0)
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=8e-4)
     parser.add_argument("--cache", type=int, default=24000, help="pre-encoded training images")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--resume", action="store_true", help="continue from the pipeline in --out")
+    parser.add_argument("--dit-heads", type=int, default=ModelConfig.dit_heads, help="DiT width in 32-wide heads")
+    parser.add_argument("--dit-single-layers", type=int, default=ModelConfig.dit_single_layers)
     args = parser.parse_args(argv)
+    if not args.resume and args.vae_steps < 1:
+        parser.error("--vae-steps must be at least 1 for a fresh model")
 
-    start = time.time()
-    deadline = start + 60.0 * (args.minutes - args.decoder_minutes)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    config = ModelConfig()
+    config = ModelConfig(dit_heads=args.dit_heads, dit_single_layers=args.dit_single_layers)
     logger = Logger(args.log, args.resume)
 
     previous_steps = 0
@@ -220,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
         pipe.vae.to(device).eval().requires_grad_(False)
     else:
         pipe = build_pipeline(config, seed=args.seed)
-        train_vae(pipe, rng, 60.0 * args.vae_minutes, 16, device, logger)
+        train_vae(pipe, rng, args.vae_steps, 16, device, logger)
     print("parameters", parameter_counts(pipe), flush=True)
 
     latents, captions = encode_latents(pipe, rng.integers(0, HELDOUT_SEED_BASE, args.cache), device)
@@ -257,13 +260,14 @@ def main(argv: list[str] | None = None) -> None:
 
     step, last_save = 0, time.time()
     dit_start = last_save
+    deadline = math.inf if args.dit_minutes is None else dit_start + 60.0 * args.dit_minutes
     while step < args.steps and time.time() < deadline:
         rows = torch.from_numpy(rng.integers(0, len(latents), args.batch))
         x0 = latents[rows].to(device)
         batch_captions = [NEGATIVE_PROMPT if rng.random() < 0.1 else captions[i] for i in rows.tolist()]
         clip_ids, t5_ids = text.lookup(batch_captions)
         t = torch.sigmoid(torch.randn(args.batch, device=device))
-        progress = max(step / args.steps, (time.time() - dit_start) / max(1.0, deadline - dit_start))
+        progress = max(step / args.steps, (time.time() - dit_start) / (deadline - dit_start))
         lr = args.lr * min(1.0, (step + 1) / warmup if warmup else 1.0) * (0.55 + 0.45 * math.cos(math.pi * progress))
         for group in opt.param_groups:
             group["lr"] = lr
@@ -285,8 +289,8 @@ def main(argv: list[str] | None = None) -> None:
     meta["dit_steps"] = previous_steps + step
     logger.log("dit", step, loss.item() if step else math.nan, heldout_loss())
     save(pipe, ema, args.out, logger, meta)
-    if args.decoder_minutes > 0:
-        train_vae(pipe, rng, 60.0 * args.decoder_minutes, 16, device, logger, decoder_only=True)
+    if args.decoder_steps > 0:
+        train_vae(pipe, rng, args.decoder_steps, 16, device, logger, decoder_only=True)
         save(pipe, ema, args.out, logger, meta)
 
 
