@@ -22,9 +22,12 @@ from PySide6.QtWidgets import (
 )
 
 from gui.worker import RecordParams
+from sessions.schema import CONTROL_SETS
 
 EMBEDDED = "embedded model (shapes)"
 DTYPES = ("fp32", "bf16", "fp16")
+AUTO_DEVICE = "auto"
+DEVICES = (AUTO_DEVICE, "cpu", "cuda", "mps")
 _DEFAULT = "default"  # shown at a spin box's minimum, which means "the model's default"
 
 
@@ -55,6 +58,10 @@ class RecordPanel(QWidget):
         self.dtype = QComboBox()
         self.dtype.addItems(DTYPES)
         self.offload = QCheckBox("CPU offload")
+        self.device = QComboBox()
+        self.device.setEditable(True)
+        self.device.addItems(DEVICES)
+        self.device.setToolTip("torch device; auto = CUDA when present, else CPU; also e.g. cuda:1")
         self.prompt = QLineEdit()
         self.prompt.setPlaceholderText("a small red circle on a blue background")
         self.negative = QLineEdit()
@@ -72,6 +79,12 @@ class RecordPanel(QWidget):
         self.k.setRange(1, 256)
         self.k.setValue(16)
         self.k.setToolTip("how many top channels per block keep their token maps")
+        self.controls = {name: QCheckBox(f"{name}-k") for name in CONTROL_SETS}
+        for name, box in self.controls.items():
+            box.setToolTip(f"also keep the token maps of a {name}-k channel set (the paper's controls)")
+        self.hidden_blocks = QLineEdit()
+        self.hidden_blocks.setPlaceholderText("none (e.g. double.0 single.3)")
+        self.hidden_blocks.setToolTip("blocks whose full hidden states are kept, so every channel has a token map")
         self.record = QPushButton("Record")
         self.record.setDefault(True)
         self.record.clicked.connect(self._emit_record)
@@ -90,14 +103,18 @@ class RecordPanel(QWidget):
         model_row.addWidget(browse)
         precision = QHBoxLayout()
         precision.addWidget(self.dtype)
+        precision.addWidget(self.device)
         precision.addWidget(self.offload)
+        controls = QHBoxLayout()
+        for box in self.controls.values():
+            controls.addWidget(box)
         size = QHBoxLayout()
         size.addWidget(self.width_)
         size.addWidget(QLabel("×"))
         size.addWidget(self.height_)
         form = QFormLayout()
         form.addRow("model", model_row)
-        form.addRow("dtype", precision)
+        form.addRow("dtype, device", precision)
         form.addRow("prompt", self.prompt)
         form.addRow("negative", self.negative)
         form.addRow("seed", self.seed)
@@ -105,6 +122,8 @@ class RecordPanel(QWidget):
         form.addRow("guidance", self.guidance)
         form.addRow("size (w × h)", size)
         form.addRow("top-k maps", self.k)
+        form.addRow("controls", controls)
+        form.addRow("hidden blocks", self.hidden_blocks)
         buttons = QHBoxLayout()
         buttons.addWidget(self.record)
         buttons.addWidget(self.cancel)
@@ -122,6 +141,7 @@ class RecordPanel(QWidget):
     def params(self, out: Path) -> RecordParams:
         """The form as a request; unset fields stay None so the engine applies the model's defaults."""
         model = self.model.currentText().strip()
+        device = self.device.currentText().strip()
         return RecordParams(
             prompt=self.prompt.text().strip(),
             out=out,
@@ -134,7 +154,10 @@ class RecordPanel(QWidget):
             width=self.width_.value() or None,
             k=self.k.value(),
             dtype=self.dtype.currentText(),
+            device=None if device in ("", AUTO_DEVICE) else device,
             offload=self.offload.isChecked(),
+            hidden_blocks=tuple(self.hidden_blocks.text().replace(",", " ").split()),
+            control_sets=tuple(name for name, box in self.controls.items() if box.isChecked()),
         )
 
     def _emit_record(self) -> None:

@@ -33,10 +33,13 @@ class RecordParams:
     width: int | None = None
     k: int = 16
     dtype: str = "fp32"
+    device: str | None = None  # None: CUDA when present, else CPU
     offload: bool = False
+    hidden_blocks: tuple[str, ...] = ()
+    control_sets: tuple[str, ...] = ()
 
 
-ProgressFn = Callable[[Any], None]  # receives engine.hooks.Progress(step, steps, block, blocks, block_name)
+ProgressFn = Callable[[Any], None]  # receives engine.progress.Progress(step, steps, block, blocks, block_name)
 Job = Callable[[RecordParams, ProgressFn, CancelToken], Path]
 
 

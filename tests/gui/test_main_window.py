@@ -188,3 +188,25 @@ def test_transport_editor_opens_from_the_analysis_menu(qtbot, tmp_path):
     assert isinstance(editor, TransportEditor) and editor.isVisible()
     window.close()
     assert not editor.isVisible()
+
+
+def test_form_records_controls_and_hidden_blocks_with_the_real_engine(qtbot, settings, tiny_pipelines):
+    from gui.worker import engine_job
+
+    window = make_window(qtbot, settings, job=engine_job)
+    panel = window.record_panel
+    panel.model.setEditText(str(tiny_pipelines("flux")))
+    panel.device.setCurrentText("cpu")
+    panel.steps.setValue(2)
+    panel.width_.setValue(96)
+    panel.height_.setValue(64)
+    panel.k.setValue(3)
+    panel.controls["bottom"].setChecked(True)
+    panel.hidden_blocks.setText("double.0, single.1")
+    path = record(qtbot, window, "a red circle", timeout=60_000)
+    with open_session(path) as s:
+        assert s.complete and s.info["device"] == "cpu" and s.k == 3
+        assert s.channel_sets == ("top", "bottom")
+        assert s.hidden_blocks("image") == ["double.0", "single.1"]
+        channel = int(s.set_channels("bottom", 0)[0][0])
+        assert s.token_map(0, 0, channel).shape == s.grid
