@@ -5,9 +5,9 @@ import argparse
 from pathlib import Path
 
 from engine.errors import BadRequest
-from engine.inversion import INVERSION_GUIDANCE, INVERSIONS
+from engine.defaults import INVERSION_GUIDANCE, INVERSIONS, MASK_MODES
 from engine.loading import ModelSpec
-from engine.transport import ALPHAS, MASK_MODES, TransportRequest, parse_window, transport
+from engine.transport import ALPHAS, TransportRequest, parse_window, transport
 from engine.transport_report import save
 
 from .record import add_generation_arguments
@@ -33,7 +33,7 @@ def add_parser(sub) -> None:
     p.add_argument("--blocks", nargs="+", default=[], metavar="BLOCK", help="block names or index ranges like 0:4 (default: all)")
     p.add_argument("--window", "--step-window", dest="window", type=step_window, default=(None, None), metavar="START:END",
                    help="denoising steps that are transported, half-open (default: all)")
-    p.add_argument("--mask", choices=MASK_MODES, default="all", help="where: source or target foreground, their union, or all tokens")
+    p.add_argument("--mask", choices=MASK_MODES, default=MASK_MODES[0], help="where: source or target foreground, their union, or all tokens")
     p.add_argument("--mask-step", type=int, help="step of the token maps the masks are clustered on (default: middle)")
     p.add_argument("--mask-block", type=int, help="block index of those token maps (default: middle)")
     p.add_argument("--inversion", choices=INVERSIONS, default="euler", help="how a reference image becomes a trajectory")

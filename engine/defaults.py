@@ -19,6 +19,14 @@ SEED = 0
 DTYPE = "fp32"
 DTYPES = ("fp32", "bf16", "fp16")
 
+# Transport: where channels are copied (the default first) and how a reference image becomes a trajectory.
+MASK_MODES = ("all", "union", "source", "target")
+INVERSIONS = ("euler", "noise")
+# Inversion and the reference's trajectory run without classifier-free guidance: on the embedded
+# model (20 steps), inverse Euler at guidance 1 reconstructs references at 26.6 dB, as well as the
+# VAE round trip does; at guidance 4 at 23.2 dB, below a plain generation of the caption (24.7 dB).
+INVERSION_GUIDANCE = 1.0
+
 
 def model_defaults(model: str) -> dict:
     """Generation defaults stored beside a local pipeline (keys: steps, guidance, height, width)."""

@@ -22,15 +22,10 @@ import torch
 
 from .architectures import Adapter
 from .cancel import CancelToken
+from .defaults import INVERSION_GUIDANCE, INVERSIONS
 from .errors import BadRequest
 from .generation import Generation, generate
 from .progress import Progress
-
-INVERSIONS = ("euler", "noise")
-# Inversion and the reference's trajectory run without classifier-free guidance: on the embedded
-# model (20 steps), inverse Euler at guidance 1 reconstructs references at 26.6 dB, as well as the
-# VAE round trip does; at guidance 4 at 23.2 dB, below a plain generation of the caption (24.7 dB).
-INVERSION_GUIDANCE = 1.0
 
 
 def check_supported(pipe) -> None:

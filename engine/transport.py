@@ -26,14 +26,14 @@ from .architectures import adapter_for
 from .cancel import CancelToken
 from .capture import Capture
 from .clusters import cluster_tokens
+from .defaults import INVERSION_GUIDANCE, INVERSIONS, MASK_MODES
 from .errors import BadRequest
 from .generation import Generation, resolve
 from .interventions import Intervention, ValueSource
-from .inversion import INVERSION_GUIDANCE, INVERSIONS, load_reference, source_overrides
+from .inversion import load_reference, source_overrides
 from .jobs import RecordRequest, record
 from .loading import ModelSpec, load_pipeline
 
-MASK_MODES = ("source", "target", "union", "all")
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 SESSIONS = "sessions"
 NO_CAPTION = "(reference image, no caption)"
@@ -61,7 +61,7 @@ class TransportRequest:
     alphas: tuple[float, ...] = ALPHAS
     blocks: tuple[str, ...] = ()
     window: tuple[int | None, int | None] = (None, None)
-    mask: str = "all"
+    mask: str = MASK_MODES[0]
     k: int = defaults.K
     mask_step: int | None = None
     mask_block: int | None = None

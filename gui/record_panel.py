@@ -21,11 +21,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine import defaults
 from gui.worker import RecordParams
 from sessions.schema import CONTROL_SETS
 
 EMBEDDED = "embedded model (shapes)"
-DTYPES = ("fp32", "bf16", "fp16")
 AUTO_DEVICE = "auto"
 DEVICES = (AUTO_DEVICE, "cpu", "cuda", "mps")
 _DEFAULT = "default"  # shown at a spin box's minimum, which means "the model's default"
@@ -56,7 +56,7 @@ class RecordPanel(QWidget):
         browse.setToolTip("choose a local diffusers pipeline folder")
         browse.clicked.connect(self._browse_model)
         self.dtype = QComboBox()
-        self.dtype.addItems(DTYPES)
+        self.dtype.addItems(defaults.DTYPES)
         self.offload = QCheckBox("CPU offload")
         self.device = QComboBox()
         self.device.setEditable(True)
@@ -77,7 +77,7 @@ class RecordPanel(QWidget):
         self.width_ = _spin(4096, 16)
         self.k = QSpinBox()
         self.k.setRange(1, 256)
-        self.k.setValue(16)
+        self.k.setValue(defaults.K)
         self.k.setToolTip("how many top channels per block keep their token maps")
         self.controls = {name: QCheckBox(f"{name}-k") for name in CONTROL_SETS}
         for name, box in self.controls.items():

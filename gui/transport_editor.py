@@ -35,11 +35,10 @@ from PySide6.QtWidgets import (
 )
 
 from engine.cancel import CancelToken
+from engine.defaults import INVERSION_GUIDANCE, INVERSIONS, K, MASK_MODES
+from gui.record_panel import EMBEDDED
 from gui.worker import RecordRunner
 
-EMBEDDED = "embedded model (shapes)"
-MASK_MODES = ("all", "union", "source", "target")  # engine.transport.MASK_MODES, default first
-INVERSIONS = ("euler", "noise")  # engine.inversion.INVERSIONS
 PANEL = 192  # pixels per image panel
 _DEFAULT = "default"
 
@@ -53,12 +52,13 @@ class TransportParams:
     source_prompt: str | None = None
     source_image: Path | None = None
     source_caption: str = ""
-    inversion: str = "euler"
+    inversion: str = INVERSIONS[0]
+    inversion_guidance: float = INVERSION_GUIDANCE
     alphas: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
     blocks: str = ""
     window: str = ""
-    mask: str = "all"
-    k: int = 16
+    mask: str = MASK_MODES[0]
+    k: int = K
     model: str | None = None
     seed: int = 0
     steps: int | None = None
@@ -150,6 +150,11 @@ class TransportEditor(QWidget):
         self.inversion = QComboBox()
         self.inversion.addItems(INVERSIONS)
         self.inversion.setToolTip("euler: inverse Euler inversion; noise: forward-noised reference (cheap baseline)")
+        self.inversion_guidance = QDoubleSpinBox()
+        self.inversion_guidance.setRange(0.0, 100.0)
+        self.inversion_guidance.setSingleStep(0.5)
+        self.inversion_guidance.setValue(INVERSION_GUIDANCE)
+        self.inversion_guidance.setToolTip("guidance of the reference's inversion and trajectory (1 = none: best reconstruction)")
         self.source_kind.currentTextChanged.connect(self._show_source_rows)
         self.target_prompt = QLineEdit()
         self.target_prompt.setPlaceholderText("a large blue circle on a white background at center")
@@ -172,7 +177,7 @@ class TransportEditor(QWidget):
         self.mask.addItems(MASK_MODES)
         self.k = QSpinBox()
         self.k.setRange(1, 4096)
-        self.k.setValue(16)
+        self.k.setValue(K)
         self.alphas = QLineEdit("0 0.25 0.5 0.75 1")
         self.alpha = QSlider(Qt.Orientation.Horizontal)
         self.alpha.setEnabled(False)
@@ -213,6 +218,7 @@ class TransportEditor(QWidget):
         form.addRow("reference", image)
         form.addRow("caption", self.source_caption)
         form.addRow("inversion", self.inversion)
+        form.addRow("inversion guidance", self.inversion_guidance)
         form.addRow("target prompt", self.target_prompt)
         form.addRow("model", self.model)
         form.addRow("seed", self.seed)
@@ -237,8 +243,8 @@ class TransportEditor(QWidget):
         self._show_source_rows(self.source_kind.currentText())
 
     def _show_source_rows(self, kind: str) -> None:
-        """Only the rows of the chosen source kind (rows 1-4: prompt, reference, caption, inversion)."""
-        for row, wanted in ((1, "prompt"), (2, "image"), (3, "image"), (4, "image")):
+        """Only the rows of the chosen source kind (rows 1-5: prompt, reference, caption, inversion, its guidance)."""
+        for row, wanted in ((1, "prompt"), (2, "image"), (3, "image"), (4, "image"), (5, "image")):
             self.form.setRowVisible(row, kind == wanted)
 
     def _browse_image(self) -> None:
@@ -262,7 +268,7 @@ class TransportEditor(QWidget):
             source_prompt=None if image else self.source_prompt.text().strip(),
             source_image=Path(self.source_image.text().strip()) if image else None,
             source_caption=self.source_caption.text().strip() if image else "",
-            inversion=self.inversion.currentText(), alphas=parse_alphas(self.alphas.text()),
+            inversion=self.inversion.currentText(), inversion_guidance=self.inversion_guidance.value(), alphas=parse_alphas(self.alphas.text()),
             blocks=self.blocks.text(), window=self.window.text(), mask=self.mask.currentText(), k=self.k.value(),
             model=None if model in ("", EMBEDDED) else model, seed=self.seed.value(), steps=self.steps.value() or None,
             guidance=None if self.guidance.value() < 0 else self.guidance.value(),

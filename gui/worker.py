@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, SignalInstance, Slot
 
+from engine import defaults
 from engine.cancel import CancelToken
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ class RecordParams:
     guidance: float | None = None
     height: int | None = None
     width: int | None = None
-    k: int = 16
+    k: int = defaults.K
     dtype: str = "fp32"
     device: str | None = None  # None: CUDA when present, else CPU
     offload: bool = False

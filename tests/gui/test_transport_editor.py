@@ -90,3 +90,17 @@ def test_engine_errors_and_cancel_come_back_as_one_line(editor, qtbot, tiny_pipe
         editor.cancel_button.click()
     qtbot.waitUntil(lambda: editor.run_button.isEnabled())
     assert editor.status.text() == "cancelled"
+
+
+def test_reference_rows_carry_the_inversion_guidance(editor, tmp_path):
+    from engine.transport import TransportRequest
+
+    editor.target_prompt.setText("a red circle")
+    guidance_row = editor.form.getWidgetPosition(editor.inversion_guidance)[0]
+    assert not editor.form.isRowVisible(guidance_row)
+    editor.source_kind.setCurrentText("image")
+    assert editor.form.isRowVisible(guidance_row)
+    assert editor.inversion_guidance.value() == TransportRequest.inversion_guidance  # the engine's default
+    editor.source_image.setText(str(tmp_path / "reference.png"))
+    editor.inversion_guidance.setValue(3.0)
+    assert editor.params(tmp_path / "out").inversion_guidance == 3.0
