@@ -77,10 +77,14 @@ class ProbeReport:
         """The metrics this probe measured (accuracy and mask IoU only exist on the embedded model)."""
         return [m for m in METRICS if any(e[m] is not None for e in self.summary)]
 
-    def tiles(self, prompt_index: int, seed: int) -> dict[tuple[str, int], dict]:
-        """The first draw's row per (strategy, k) of one baseline generation: what the grid shows."""
+    def draws(self) -> int:
+        """Random draws per k (1 when the probe has no random strategy)."""
+        return 1 + max((r["draw"] for r in self.rows), default=0)
+
+    def tiles(self, prompt_index: int, seed: int, draw: int = 0) -> dict[tuple[str, int], dict]:
+        """One row per (strategy, k) of one baseline generation, the random strategy at `draw`: what the grid shows."""
         return {(r["strategy"], r["k"]): r for r in self.rows
-                if (r["prompt_index"], r["seed"], r["draw"]) == (prompt_index, seed, 0)}
+                if (r["prompt_index"], r["seed"]) == (prompt_index, seed) and r["draw"] == (draw if r["strategy"] == "random" else 0)}
 
     def image_path(self, row: dict) -> Path:
         return self.folder / "images" / row["image"]

@@ -8,7 +8,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
-from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QSpinBox, QVBoxLayout, QWidget
 
 import gui.views  # noqa: F401  (pyqtgraph's white look, set once for every figure of the app)
 from gui.figures import COLORS
@@ -56,6 +56,9 @@ class ProbeResults(QWidget):
         self.baseline: Tile | None = None
         self.generation = QComboBox()
         self.generation.currentIndexChanged.connect(self._show_grid)
+        self.draw = QSpinBox()
+        self.draw.setToolTip("which random draw the random-k row shows")
+        self.draw.valueChanged.connect(self._show_grid)
         self.metric_box = QComboBox()
         self.metric_box.currentIndexChanged.connect(self._plot)
         for box in (self.generation, self.metric_box):
@@ -77,7 +80,7 @@ class ProbeResults(QWidget):
         figure.addWidget(self.grid_host, alignment=Qt.AlignmentFlag.AlignLeft)
         figure.addWidget(self.plot, stretch=1)
         pickers = QHBoxLayout()
-        for label, box in (("generation", self.generation), ("plot", self.metric_box)):
+        for label, box in (("generation", self.generation), ("random draw", self.draw), ("plot", self.metric_box)):
             pickers.addWidget(QLabel(label))
             pickers.addWidget(box)
         pickers.addStretch(1)
@@ -96,6 +99,11 @@ class ProbeResults(QWidget):
                 box.addItem(text, data)
             box.blockSignals(False)
         self.generation.setEnabled(self.generation.count() > 1)
+        self.draw.blockSignals(True)
+        self.draw.setRange(1, report.draws())
+        self.draw.setValue(1)
+        self.draw.blockSignals(False)
+        self.draw.setEnabled(report.draws() > 1)
         self._show_grid()
         self._plot()
 
@@ -107,12 +115,14 @@ class ProbeResults(QWidget):
         if self.report is None or self.generation.currentData() is None:
             return
         prompt_index, seed = self.generation.currentData()
-        rows = self.report.tiles(prompt_index, seed)
+        draw = self.draw.value() - 1
+        rows = self.report.tiles(prompt_index, seed, draw)
         strategies, ks = self.report.strategies(), self.report.ks()
         prompt = next(p for i, s, p in self.report.runs() if (i, s) == (prompt_index, seed))
         action = "set to zero" if self.report.mode == "zero" else "set to their mean"
         self.title.setText(f"<b>{prompt}</b> · seed {seed} · {Path(self.report.model).name} · "
-                           f"k channels per block {action} (random: first draw shown)")
+                           f"k channels per block {action}"
+                           + (f" (random: draw {draw + 1} of {self.report.draws()})" if "random" in strategies else ""))
         for col, text in enumerate(["unperturbed"] + [f"k = {k}" for k in ks], start=1):
             self.grid.addWidget(_header(text), 0, col)
         for row, strategy in enumerate(strategies, start=1):

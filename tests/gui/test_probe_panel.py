@@ -58,11 +58,15 @@ def test_grid_has_one_tile_per_strategy_and_k_with_its_metrics(qtbot, tmp_path):
     results = panel.results
     assert set(results.tiles) == {(s, k) for s in ("top", "bottom", "random") for k in (1, 2, 4)}
     rows = {(r["strategy"], int(r["k"]), int(r["draw"])): r for r in csv.DictReader((folder / "probe.csv").open())}
-    assert len(rows) == 3 + 3 + 6  # random: two draws per k; the grid shows the first
-    for (strategy, k), tile in results.tiles.items():
-        row = rows[(strategy, k, 0)]
-        np.testing.assert_array_equal(shown(tile), scaled(QImage(str(folder / "images" / row["image"]))))
-        assert tile.caption.text().startswith(f"PSNR {float(row['psnr']):.1f} dB") and "accuracy" in tile.caption.text()
+    assert len(rows) == 3 + 3 + 6  # random: two draws per k; the grid shows one, picked by the draw box
+    assert results.draw.isEnabled() and results.draw.maximum() == 2 and "draw 1 of 2" in results.title.text()
+    for draw in (0, 1):
+        results.draw.setValue(draw + 1)
+        for (strategy, k), tile in results.tiles.items():
+            row = rows[(strategy, k, draw if strategy == "random" else 0)]
+            np.testing.assert_array_equal(shown(tile), scaled(QImage(str(folder / "images" / row["image"]))))
+            assert tile.caption.text().startswith(f"PSNR {float(row['psnr']):.1f} dB") and "accuracy" in tile.caption.text()
+    results.draw.setValue(1)
     with open_session(folder / "sessions" / "000-seed0.h5") as s:
         baseline = s.image()
     np.testing.assert_array_equal(shown(results.baseline), scaled(to_qimage(baseline)))
