@@ -5,7 +5,7 @@ import numpy as np
 import pyqtgraph as pg
 
 from gui.selection import Selection
-from gui.views.heatmap_plot import SelectionHeatmap
+from gui.views.heatmap_plot import NO_SESSION, SelectionHeatmap
 
 _SUN_PEN = pg.mkPen(color=(255, 255, 255), width=1.2)
 
@@ -33,7 +33,7 @@ class ChannelHeatmap(SelectionHeatmap):
         pick = self.data.resolve(self.selection) if self.data else None
         if pick is None:
             self.sun.clear()
-            self.clear_values("mean |x|: no step recorded")
+            self.clear_values(NO_SESSION if self.data is None else "mean |x|: no step recorded")
             return
         st = self.data.stats(pick.stream)
         self.set_values(self.data.heatmap(pick.stream, pick.step, self.log), st.log_levels if self.log else st.levels)

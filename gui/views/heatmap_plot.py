@@ -10,6 +10,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 
 _MAX_TICKS = 12
+NO_SESSION = "no session"
 
 
 class Title(pg.LabelItem):
@@ -72,9 +73,11 @@ class HeatmapPlot(pg.GraphicsLayoutWidget):
         self.image.sigCellClicked.connect(self._clicked)
         self.plot.getViewBox().sigXRangeChanged.connect(self._repool)
         self.plot.getViewBox().sigResized.connect(self._repool)
+        self.clear_values(NO_SESSION)
 
     def set_values(self, values: np.ndarray, levels: tuple[float, float]) -> None:
         """New cell values under a fixed colour range (no autoLevels: colours must mean the same on every step)."""
+        self.plot.setVisible(True)
         self.values = values
         self._show(self._pool_factor())
         set_levels(self.bar, levels)
@@ -125,8 +128,10 @@ class HeatmapPlot(pg.GraphicsLayoutWidget):
         self.col_line.setPos(col)
 
     def clear_values(self, title: str) -> None:
+        """Nothing to draw: only the title says why (empty axes with a crosshair at 0 read as data)."""
         self.values = None
         self.image.clear()
+        self.plot.setVisible(False)
         self.set_title(title)
 
 

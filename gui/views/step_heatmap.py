@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from gui.selection import Selection
-from gui.views.heatmap_plot import SelectionHeatmap
+from gui.views.heatmap_plot import NO_SESSION, SelectionHeatmap
 
 
 class StepHeatmap(SelectionHeatmap):
@@ -19,7 +19,7 @@ class StepHeatmap(SelectionHeatmap):
     def _redraw(self, fit: bool = False) -> None:
         pick = self.data.resolve(self.selection) if self.data else None
         if pick is None:
-            self.clear_values("mean |x| per step: no step recorded")
+            self.clear_values(NO_SESSION if self.data is None else "mean |x| per step: no step recorded")
             return
         st = self.data.stats(pick.stream)
         values = st.mean_abs[:, :, pick.channel].T  # (blocks, steps)

@@ -34,7 +34,7 @@ class TokenMapView(pg.GraphicsLayoutWidget):
         self.selection = selection
         self.data: SessionData | None = None
         self.mode = OVER
-        self.title = Title("no session")
+        self.title = Title()
         self.ci.addItem(self.title, row=0, col=0, colspan=3)
         self.left, self.right = image_plot(), image_plot()
         self.picture, self.overlay, self.side = pg.ImageItem(), pg.ImageItem(), pg.ImageItem()
@@ -48,6 +48,7 @@ class TokenMapView(pg.GraphicsLayoutWidget):
         self.ci.addItem(self.left, row=1, col=0)
         self.ci.addItem(self.bar, row=1, col=2)
         selection.changed.connect(self._on_changed)
+        self._redraw()
 
     # Controls ------------------------------------------------------------------------------------
     def set_mode(self, mode: str) -> None:
@@ -88,6 +89,7 @@ class TokenMapView(pg.GraphicsLayoutWidget):
         pick = self.data.resolve(self.selection) if self.data else None
         values, title = self._map(pick)
         self.title.setText(title)
+        self.bar.setVisible(values is not None)  # a colour bar with no map beside it reads as data
         if values is None:
             self.overlay.clear()
             self.side.clear()

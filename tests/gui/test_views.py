@@ -102,8 +102,9 @@ def test_token_map_modes_and_missing_maps(qtbot, view, session_path):
     assert view.token_map.overlay.isVisible()
     with open_session(session_path) as s:
         unrecorded = min(set(range(32)) - set(s.top_channels(view.selection.step)[0]))
+    assert view.token_map.bar.isVisible()
     view.selection.set(channel=unrecorded)  # not among the top-k: no map in the file
-    assert view.token_map.current_map() is None
+    assert view.token_map.current_map() is None and not view.token_map.bar.isVisible()
     assert "not in top-4" in view.token_map.title.text
     view.selection.set(stream="text")
     assert "image stream only" in view.token_map.title.text
@@ -114,3 +115,17 @@ def test_views_render_non_blank(qtbot, view):
     view.selection.set(block=1, channel=PLANTED[0])
     for widget in view.figures().values():
         assert_not_blank(grab_pixels(widget))
+
+
+def test_without_a_session_the_views_say_so_instead_of_drawing_empty_axes(qtbot, session_path):
+    widget = SessionView(Selection())
+    qtbot.addWidget(widget)
+    for heatmap in (widget.heatmap, widget.step_heatmap):
+        assert heatmap.title.text == "no session" and not heatmap.plot.isVisible()
+    assert widget.token_map.title.text == "no session" and not widget.token_map.bar.isVisible()
+    data = SessionData.open(session_path)
+    widget.set_data(data)
+    assert widget.heatmap.plot.isVisible() and widget.step_heatmap.plot.isVisible()
+    widget.set_data(None)
+    assert widget.heatmap.title.text == "no session" and not widget.heatmap.plot.isVisible()
+    data.close()
