@@ -15,7 +15,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,28 +23,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.record_overhead import flux_width  # noqa: E402
+from bench.record_overhead_flux import timed  # noqa: E402
 from engine import defaults  # noqa: E402
 from engine.architectures import adapter_for  # noqa: E402
 from engine.generation import Generation, call_kwargs, resolve  # noqa: E402
-from engine.jobs import RecordRequest, record  # noqa: E402
+from engine.jobs import RecordRequest, record, transformer_width  # noqa: E402
 from engine.loading import ModelSpec, load_pipeline  # noqa: E402
 from sessions.reader import open_session  # noqa: E402
 from tests.tiny_pipelines import build_tiny_pipeline  # noqa: E402
 
 DTYPES = ("fp32", "bf16", "fp16")
-
-
-def timed(fn, device: str) -> tuple[float, float]:
-    """(seconds, peak CUDA GiB; 0 off CUDA) of one call."""
-    cuda = device.startswith("cuda")
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    fn()
-    if cuda:
-        torch.cuda.synchronize()
-    return time.perf_counter() - start, torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0
 
 
 def measure(model: str, gen: Generation, dtype: str, device: str, repeats: int, out: Path) -> dict:
@@ -54,11 +41,11 @@ def measure(model: str, gen: Generation, dtype: str, device: str, repeats: int, 
     plain, recorded = [], []
     for i in range(repeats + 1):  # the first pair warms up and is dropped
         with torch.inference_mode():
-            p = timed(lambda: pipe(**kwargs), device)
+            p = timed(lambda: pipe(**kwargs), device.startswith("cuda"))
         request = RecordRequest(prompt=gen.prompt, out=out / f"{dtype}.h5", model=model, seed=gen.seed,
                                 steps=gen.steps, guidance=gen.guidance, height=gen.height, width=gen.width,
                                 dtype=dtype, device=device, overwrite=True)
-        r = timed(lambda: record(request), device)
+        r = timed(lambda: record(request), device.startswith("cuda"))
         if i:
             plain.append(p)
             recorded.append(r)
@@ -96,9 +83,11 @@ def main() -> None:
         root = Path(tmp)
         embedded = defaults.DEFAULT_MODEL
         prompt = "a small red circle on a blue background at top left"
+        pipe = load_pipeline(ModelSpec(embedded, "fp32", args.device))
+        gen = resolve(pipe, embedded, prompt)
+        tokens = (gen.height // pipe.vae_scale_factor // 2) * (gen.width // pipe.vae_scale_factor // 2)
         cases = {
-            "embedded (96 ch, 64 tokens)": (embedded, resolve(load_pipeline(ModelSpec(embedded, "fp32", args.device)),
-                                                               embedded, prompt)),
+            f"embedded ({transformer_width(pipe.transformer)} ch, {tokens} tokens)": (embedded, gen),
             f"FLUX-width (3072 ch, {(args.size // 16) ** 2} tokens)": (
                 str(flux_width(build_tiny_pipeline("flux", root / "tiny"), root / "flux-width")),
                 Generation(prompt, "", 0, args.steps, 3.5, args.size, args.size),
