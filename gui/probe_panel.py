@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -32,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from engine.cancel import CancelToken
 from gui.export import FILTER, ExportError, export_widget
+from gui.job_form import JobForm
 from gui.probe_report import ProbeReport, save_report
 from gui.probe_results import ProbeResults
 from gui.record_panel import RecordPanel
@@ -87,9 +87,11 @@ def parse_ks(text: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(int(w) for w in words))
 
 
-class ProbePanel(QWidget):
+class ProbePanel(JobForm, QWidget):
     """A window of its own; `blocked()` names a reason not to start now (the main window: a recording runs,
     and both jobs would hook the one cached pipeline)."""
+
+    running_text = "running (the model loads first)…"
 
     def __init__(self, record_panel: RecordPanel, out_root: Path, job: Job = probe_job,
                  blocked: Callable[[], str | None] = lambda: None, parent: QWidget | None = None):
@@ -215,23 +217,6 @@ class ProbePanel(QWidget):
         self.runner.cancel()
         self.status.setText("cancelling at the next block…")
 
-    def _set_running(self, running: bool) -> None:
-        self.run_button.setEnabled(not running)
-        self.cancel_button.setEnabled(running)
-        self.progress.setRange(0, 0 if running else 1)  # busy until the first report (loading the model)
-        if running:
-            self.status.setText("running (the model loads first)…")
-
-    def _progress(self, report: tuple[int, int, str]) -> None:
-        done, total, text = report
-        self.progress.setRange(0, total)
-        self.progress.setValue(done)
-        self.progress.setFormat(f"{done}/{total} {text}")
-
-    def _stopped(self, message: str) -> None:
-        self._set_running(False)
-        self.status.setText(message)
-
     def show_folder(self, folder: Path) -> None:
         """Show a probe's folder (one with probe.json)."""
         self._set_running(False)
@@ -261,11 +246,4 @@ class ProbePanel(QWidget):
         path, _ = QFileDialog.getSaveFileName(self, "Export the probe figure", default, FILTER)
         if path:
             self.export(Path(path))
-
-    def closeEvent(self, event: QCloseEvent) -> None:
-        """A closing panel stops its run first, so no thread outlives the widget."""
-        if self.runner.running():
-            self.runner.cancel()
-            self.runner.wait()
-        super().closeEvent(event)
 

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from engine.cancel import CancelToken
 from engine.defaults import INVERSION_GUIDANCE, INVERSIONS, K, MASK_MODES
+from gui.job_form import JobForm
 from gui.record_panel import EMBEDDED
 from gui.worker import RecordRunner
 
@@ -119,7 +120,7 @@ class ImagePanel(QWidget):
         self.image.setPixmap(pixmap.scaled(PANEL, PANEL, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation))
 
 
-class TransportEditor(QWidget):
+class TransportEditor(JobForm, QWidget):
     """Runs one sweep at a time into `out_root/transport-<time>` and shows it."""
 
     def __init__(self, out_root: Path, job=transport_job, parent: QWidget | None = None):
@@ -288,23 +289,6 @@ class TransportEditor(QWidget):
         self._set_running(True)
         self.runner.start(params)
 
-    def _set_running(self, running: bool) -> None:
-        self.run_button.setEnabled(not running)
-        self.cancel_button.setEnabled(running)
-        self.progress.setRange(0, 0 if running else 1)  # busy until the first report (loading the model)
-        if running:
-            self.status.setText("running…")
-
-    def _progress(self, report) -> None:
-        done, total, text = report
-        self.progress.setRange(0, total)
-        self.progress.setValue(done)
-        self.progress.setFormat(f"{done}/{total} {text}")
-
-    def _stopped(self, message: str) -> None:
-        self._set_running(False)
-        self.status.setText(message)
-
     def _finished(self, folder: Path) -> None:
         self._set_running(False)
         self.show_folder(folder)
@@ -343,13 +327,6 @@ class TransportEditor(QWidget):
         path, _ = QFileDialog.getSaveFileName(self, "Export the alpha strip", "strip.png", "PNG (*.png)")
         if path:
             self.status.setText(f"wrote {self.export_strip(Path(path))}")
-
-    def closeEvent(self, event) -> None:
-        """A closing editor stops its run first, so no thread outlives the widget."""
-        if self.runner.running():
-            self.runner.cancel()
-            self.runner.wait()
-        super().closeEvent(event)
 
 
 def _spin(maximum: int, step: int) -> QSpinBox:
