@@ -9,6 +9,7 @@ import os
 import sys
 
 from engine.errors import EngineError
+from gui.display import has_display
 from sessions.reader import SessionError
 
 from . import batch, claims, clusters, export, inspect, model_card, probe, record, transport
@@ -52,7 +53,7 @@ def _run_app(argv: list[str]) -> int:
     parser.add_argument("session", nargs="?", help="a session file (.h5) to open")
     parser.add_argument("--screenshot", metavar="OUT.png", help="render the window, save a screenshot, exit")
     args = parser.parse_args(argv)
-    if not _has_display():
+    if not has_display():
         if not args.screenshot:
             print("error: no display to open the app on; use --screenshot OUT.png or a headless command "
                   f"({', '.join(COMMANDS)})", file=sys.stderr)
@@ -62,9 +63,3 @@ def _run_app(argv: list[str]) -> int:
 
     return run_app(args.session, args.screenshot)
 
-
-def _has_display() -> bool:
-    """Qt aborts the process when it finds no platform; say so in one line instead."""
-    if os.environ.get("QT_QPA_PLATFORM") or sys.platform in ("win32", "darwin"):
-        return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))

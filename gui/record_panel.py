@@ -7,7 +7,6 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -22,23 +21,13 @@ from PySide6.QtWidgets import (
 )
 
 from engine import defaults
+from gui.generation_fields import GenerationFields
 from gui.worker import RecordParams
 from sessions.schema import CONTROL_SETS
 
 EMBEDDED = "embedded model (shapes)"
 AUTO_DEVICE = "auto"
 DEVICES = (AUTO_DEVICE, "cpu", "cuda", "mps")
-_DEFAULT = "default"  # shown at a spin box's minimum, which means "the model's default"
-
-
-def _spin(maximum: int, step: int = 1) -> QSpinBox:
-    box = QSpinBox()
-    box.setRange(0, maximum)
-    box.setSingleStep(step)
-    box.setSpecialValueText(_DEFAULT)
-    return box
-
-
 class RecordPanel(QWidget):
     """Emits `recordRequested` on a valid form; the window picks the output file, calls `params(out)` and runs it."""
 
@@ -65,16 +54,7 @@ class RecordPanel(QWidget):
         self.prompt = QLineEdit()
         self.prompt.setPlaceholderText("a small red circle on a blue background")
         self.negative = QLineEdit()
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.steps = _spin(1000)
-        self.guidance = QDoubleSpinBox()
-        self.guidance.setRange(-1.0, 100.0)
-        self.guidance.setValue(-1.0)
-        self.guidance.setSingleStep(0.5)
-        self.guidance.setSpecialValueText(_DEFAULT)
-        self.height_ = _spin(4096, 16)
-        self.width_ = _spin(4096, 16)
+        self.generation = GenerationFields()
         self.k = QSpinBox()
         self.k.setRange(1, 256)
         self.k.setValue(defaults.K)
@@ -108,19 +88,12 @@ class RecordPanel(QWidget):
         controls = QHBoxLayout()
         for box in self.controls.values():
             controls.addWidget(box)
-        size = QHBoxLayout()
-        size.addWidget(self.width_)
-        size.addWidget(QLabel("×"))
-        size.addWidget(self.height_)
         form = QFormLayout()
         form.addRow("model", model_row)
         form.addRow("dtype, device", precision)
         form.addRow("prompt", self.prompt)
         form.addRow("negative", self.negative)
-        form.addRow("seed", self.seed)
-        form.addRow("steps", self.steps)
-        form.addRow("guidance", self.guidance)
-        form.addRow("size (w × h)", size)
+        self.generation.add_rows(form)
         form.addRow("top-k maps", self.k)
         form.addRow("controls", controls)
         form.addRow("hidden blocks", self.hidden_blocks)
@@ -147,11 +120,7 @@ class RecordPanel(QWidget):
             out=out,
             model=None if model in ("", EMBEDDED) else model,
             negative_prompt=self.negative.text().strip(),
-            seed=self.seed.value(),
-            steps=self.steps.value() or None,
-            guidance=None if self.guidance.value() < 0 else self.guidance.value(),
-            height=self.height_.value() or None,
-            width=self.width_.value() or None,
+            **self.generation.values(),
             k=self.k.value(),
             dtype=self.dtype.currentText(),
             device=None if device in ("", AUTO_DEVICE) else device,

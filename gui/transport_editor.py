@@ -36,12 +36,12 @@ from PySide6.QtWidgets import (
 
 from engine.cancel import CancelToken
 from engine.defaults import INVERSION_GUIDANCE, INVERSIONS, K, MASK_MODES
+from gui.generation_fields import GenerationFields
 from gui.job_form import JobForm
 from gui.record_panel import EMBEDDED
 from gui.worker import RecordRunner
 
 PANEL = 192  # pixels per image panel
-_DEFAULT = "default"
 
 
 @dataclass(frozen=True)
@@ -162,14 +162,7 @@ class TransportEditor(JobForm, QWidget):
         self.model = QComboBox()
         self.model.setEditable(True)
         self.model.addItem(EMBEDDED)
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.steps = _spin(1000, 1)
-        self.guidance = QDoubleSpinBox()
-        self.guidance.setRange(-1.0, 100.0)
-        self.guidance.setValue(-1.0)
-        self.guidance.setSpecialValueText(_DEFAULT)
-        self.height_, self.width_ = _spin(4096, 16), _spin(4096, 16)
+        self.generation = GenerationFields()
         self.blocks = QLineEdit()
         self.blocks.setPlaceholderText("all (e.g. 0:4 single.1)")
         self.window = QLineEdit()
@@ -203,10 +196,6 @@ class TransportEditor(JobForm, QWidget):
         slider = QHBoxLayout()
         slider.addWidget(self.alpha_label)
         slider.addWidget(self.alpha, stretch=1)
-        size = QHBoxLayout()
-        size.addWidget(self.width_)
-        size.addWidget(QLabel("×"))
-        size.addWidget(self.height_)
         browse = QToolButton()
         browse.setText("…")
         browse.clicked.connect(self._browse_image)
@@ -222,10 +211,7 @@ class TransportEditor(JobForm, QWidget):
         form.addRow("inversion guidance", self.inversion_guidance)
         form.addRow("target prompt", self.target_prompt)
         form.addRow("model", self.model)
-        form.addRow("seed", self.seed)
-        form.addRow("steps", self.steps)
-        form.addRow("guidance", self.guidance)
-        form.addRow("size (w × h)", size)
+        self.generation.add_rows(form)
         form.addRow("blocks", self.blocks)
         form.addRow("step window", self.window)
         form.addRow("mask", self.mask)
@@ -271,9 +257,7 @@ class TransportEditor(JobForm, QWidget):
             source_caption=self.source_caption.text().strip() if image else "",
             inversion=self.inversion.currentText(), inversion_guidance=self.inversion_guidance.value(), alphas=parse_alphas(self.alphas.text()),
             blocks=self.blocks.text(), window=self.window.text(), mask=self.mask.currentText(), k=self.k.value(),
-            model=None if model in ("", EMBEDDED) else model, seed=self.seed.value(), steps=self.steps.value() or None,
-            guidance=None if self.guidance.value() < 0 else self.guidance.value(),
-            height=self.height_.value() or None, width=self.width_.value() or None,
+            model=None if model in ("", EMBEDDED) else model, **self.generation.values(),
         )
 
     # Running ---------------------------------------------------------------------------------------
@@ -329,17 +313,16 @@ class TransportEditor(JobForm, QWidget):
             self.status.setText(f"wrote {self.export_strip(Path(path))}")
 
 
-def _spin(maximum: int, step: int) -> QSpinBox:
-    box = QSpinBox()
-    box.setRange(0, maximum)
-    box.setSingleStep(step)
-    box.setSpecialValueText(_DEFAULT)
-    return box
-
-
 def main(argv: list[str]) -> int:
     """`python -m gui.transport_editor [SWEEP_FOLDER]`: the editor on its own, runs saved under ./transport."""
     from PySide6.QtWidgets import QApplication
+
+    from gui.display import has_display
+
+    if not has_display():
+        print("error: no display to open the transport editor on; use `python main.py transport` headless",
+              file=sys.stderr)
+        return 1
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     editor = TransportEditor(Path.cwd() / "transport")

@@ -197,9 +197,9 @@ def test_form_records_controls_and_hidden_blocks_with_the_real_engine(qtbot, set
     panel = window.record_panel
     panel.model.setEditText(str(tiny_pipelines("flux")))
     panel.device.setCurrentText("cpu")
-    panel.steps.setValue(2)
-    panel.width_.setValue(96)
-    panel.height_.setValue(64)
+    panel.generation.steps.setValue(2)
+    panel.generation.width_.setValue(96)
+    panel.generation.height_.setValue(64)
     panel.k.setValue(3)
     panel.controls["bottom"].setChecked(True)
     panel.hidden_blocks.setText("double.0, single.1")

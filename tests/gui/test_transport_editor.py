@@ -26,9 +26,9 @@ def fill(editor: TransportEditor, folder: Path) -> None:
     editor.model.setEditText(str(folder))
     editor.source_prompt.setText("a blue square")
     editor.target_prompt.setText("a red circle")
-    editor.steps.setValue(2)
-    editor.width_.setValue(kw["width"])
-    editor.height_.setValue(kw["height"])
+    editor.generation.steps.setValue(2)
+    editor.generation.width_.setValue(kw["width"])
+    editor.generation.height_.setValue(kw["height"])
     editor.k.setValue(4)
     editor.alphas.setText("0 0.5 1")
 
@@ -104,3 +104,15 @@ def test_reference_rows_carry_the_inversion_guidance(editor, tmp_path):
     editor.source_image.setText(str(tmp_path / "reference.png"))
     editor.inversion_guidance.setValue(3.0)
     assert editor.params(tmp_path / "out").inversion_guidance == 3.0
+
+
+def test_editor_on_its_own_without_a_display_says_so_in_one_line():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    done = subprocess.run([sys.executable, "-m", "gui.transport_editor"], env=env, capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2], timeout=60)
+    assert done.returncode == 1 and done.stderr.strip().startswith("error: no display")
+    assert len(done.stderr.strip().splitlines()) == 1
