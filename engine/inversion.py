@@ -22,7 +22,7 @@ import torch
 
 from .architectures import Adapter
 from .cancel import CancelToken
-from .defaults import INVERSION_GUIDANCE, INVERSIONS
+from .defaults import INVERSIONS
 from .errors import BadRequest
 from .generation import Generation, generate
 from .progress import Progress

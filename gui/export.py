@@ -11,7 +11,7 @@ import numpy as np
 from PySide6.QtCore import QMarginsF, QPoint, QRect, QSizeF
 from PySide6.QtGui import QPageLayout, QPageSize, QPainter, QPdfWriter
 from PySide6.QtSvg import QSvgGenerator
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QLabel, QWidget
 
 from gui.session_list import to_qimage
 
@@ -34,6 +34,17 @@ def export_widget(widget: QWidget, path: Path) -> Path:
     if not path.is_file() or path.stat().st_size == 0:
         raise ExportError(f"{path}: could not be written")
     return path
+
+
+def export_reporting(widget: QWidget, path: Path, status: QLabel) -> Path | None:
+    """export_widget for a panel: the outcome, written file or failure, goes to its status line."""
+    try:
+        written = export_widget(widget, Path(path))
+    except (ExportError, OSError) as exc:
+        status.setText(f"export failed: {exc}")
+        return None
+    status.setText(f"exported {written}")
+    return written
 
 
 def export_image(rgb: np.ndarray, path: Path) -> Path:

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.cancel import CancelToken
-from gui.export import FILTER, ExportError, export_widget
+from gui.export import FILTER, export_reporting
 from gui.job_form import JobForm
 from gui.probe_report import ProbeReport, save_report
 from gui.probe_results import ProbeResults
@@ -233,13 +233,7 @@ class ProbePanel(JobForm, QWidget):
     # Export --------------------------------------------------------------------------------------
     def export(self, path: Path) -> Path | None:
         """The grid and the plot as one figure (PNG, SVG or PDF by suffix)."""
-        try:
-            written = export_widget(self.results.figure, Path(path))
-        except (ExportError, OSError) as exc:
-            self.status.setText(f"export failed: {exc}")
-            return None
-        self.status.setText(f"exported {written}")
-        return written
+        return export_reporting(self.results.figure, path, self.status)
 
     def _export_dialog(self) -> None:
         default = str((self.folder or self.out_root) / "probe_figure.png")

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.export import FILTER, ExportError, export_widget
+from gui.export import FILTER, export_reporting
 from gui.views.heatmap_plot import HeatmapPlot
 from sessions.dataset_summary import DatasetSummary, read_summary, summary_json
 
@@ -124,13 +124,7 @@ class SummaryView(QWidget):
 
     # Export --------------------------------------------------------------------------------------
     def export(self, path: Path) -> Path | None:
-        try:
-            written = export_widget(self.heatmap, Path(path))
-        except (ExportError, OSError) as exc:
-            self.status.setText(f"export failed: {exc}")
-            return None
-        self.status.setText(f"exported {written}")
-        return written
+        return export_reporting(self.heatmap, path, self.status)
 
     def _export_dialog(self) -> None:
         folder = self.path if self.path.is_dir() else self.path.parent
