@@ -50,8 +50,14 @@ def worker(args: argparse.Namespace) -> None:
     import psutil
     import torch
 
-    from engine.batch import BatchRequest, plan_jobs, process_state, read_prompts, run_batch
-    from engine.jobs import RecordRequest
+    from massivelens.engine.batch import (
+        BatchRequest,
+        plan_jobs,
+        process_state,
+        read_prompts,
+        run_batch,
+    )
+    from massivelens.engine.jobs import RecordRequest
 
     torch.set_num_threads(1)
     ranks = process_state("cpu")
@@ -79,9 +85,9 @@ def plain_seconds(settings, jobs) -> list[float]:
     """One pass of plain pipeline calls (no hooks, no file) over the batch's prompts and seeds."""
     import torch
 
-    from engine.architectures import adapter_for
-    from engine.generation import call_kwargs, resolve
-    from engine.loading import load_pipeline
+    from massivelens.engine.core.architectures import adapter_for
+    from massivelens.engine.generation import call_kwargs, resolve
+    from massivelens.engine.loading import load_pipeline
 
     pipe = load_pipeline(settings.spec)
     adapter = adapter_for(pipe.transformer)

@@ -22,10 +22,10 @@ sys.path.insert(0, str(REPO))
 
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from engine.clusters import cluster_tokens  # noqa: E402
-from gui.selection import Selection  # noqa: E402
-from gui.session_data import SessionData  # noqa: E402
-from gui.views.cluster_overlay import ClusterOverlay  # noqa: E402
+from massivelens.engine.analysis.clusters import cluster_tokens  # noqa: E402
+from massivelens.gui.selection import Selection  # noqa: E402
+from massivelens.gui.session_data import SessionData  # noqa: E402
+from massivelens.gui.views.cluster_overlay import ClusterOverlay  # noqa: E402
 from tests.session_factory import write_synthetic_session  # noqa: E402
 
 CASES = {"8x8, k=4": ((8, 8), 4), "32x32, k=16": ((32, 32), 16), "64x64, k=16": ((64, 64), 16)}

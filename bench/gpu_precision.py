@@ -24,12 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.record_overhead import flux_width  # noqa: E402
 from bench.record_overhead_flux import timed  # noqa: E402
-from engine import defaults  # noqa: E402
-from engine.architectures import adapter_for  # noqa: E402
-from engine.generation import Generation, call_kwargs, resolve  # noqa: E402
-from engine.jobs import RecordRequest, record, transformer_width  # noqa: E402
-from engine.loading import ModelSpec, load_pipeline  # noqa: E402
-from sessions.reader import open_session  # noqa: E402
+from massivelens.engine import defaults  # noqa: E402
+from massivelens.engine.core.architectures import adapter_for  # noqa: E402
+from massivelens.engine.generation import Generation, call_kwargs, resolve  # noqa: E402
+from massivelens.engine.jobs import RecordRequest, record, transformer_width  # noqa: E402
+from massivelens.engine.loading import ModelSpec, load_pipeline  # noqa: E402
+from massivelens.sessions.reader import open_session  # noqa: E402
 from tests.tiny_pipelines import build_tiny_pipeline  # noqa: E402
 
 DTYPES = ("fp32", "bf16", "fp16")

@@ -27,9 +27,9 @@ sys.path.insert(0, str(REPO))
 from PySide6.QtCore import QEvent, QObject, QSettings  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from gui.app import settle  # noqa: E402
-from gui.main_window import MainWindow  # noqa: E402
-from sessions.reader import open_session  # noqa: E402
+from massivelens.gui.app import settle  # noqa: E402
+from massivelens.gui.main_window import MainWindow  # noqa: E402
+from massivelens.sessions.reader import open_session  # noqa: E402
 from tests.session_factory import write_synthetic_session  # noqa: E402
 
 FLUX = {"blocks": 57, "channels": 3072, "steps": 28, "grid": (64, 64), "k": 16}

@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from diffusers import DiffusionPipeline, FluxTransformer2DModel  # noqa: E402
 
-from engine.architectures import adapter_for  # noqa: E402
-from engine.generation import Generation, call_kwargs  # noqa: E402
-from engine.jobs import RecordRequest, record  # noqa: E402
-from engine.loading import ModelSpec, load_pipeline  # noqa: E402
+from massivelens.engine.core.architectures import adapter_for  # noqa: E402
+from massivelens.engine.generation import Generation, call_kwargs  # noqa: E402
+from massivelens.engine.jobs import RecordRequest, record  # noqa: E402
+from massivelens.engine.loading import ModelSpec, load_pipeline  # noqa: E402
 from tests.tiny_pipelines import build_tiny_pipeline, tiny_call_kwargs  # noqa: E402
 
 

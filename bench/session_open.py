@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sessions.reader import open_session  # noqa: E402
+from massivelens.sessions.reader import open_session  # noqa: E402
 from tests.session_factory import write_synthetic_session  # noqa: E402
 
 

@@ -27,14 +27,22 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine import defaults  # noqa: E402
-from engine.architectures import adapter_for  # noqa: E402
-from engine.generation import generate, resolve, to_uint8  # noqa: E402
-from engine.loading import ModelSpec, load_pipeline  # noqa: E402
-from engine.metrics import psnr  # noqa: E402
-from engine.shapes.world import COLORS, POSITIONS, SHAPES, Attributes, heldout_samples, parse_caption, render  # noqa: E402
-from engine.transport import TransportRequest, transport  # noqa: E402
-from engine.transport_report import attribute_transfer  # noqa: E402
+from massivelens.engine import defaults  # noqa: E402
+from massivelens.engine.analysis.metrics import psnr  # noqa: E402
+from massivelens.engine.analysis.transport import TransportRequest, transport  # noqa: E402
+from massivelens.engine.analysis.transport_report import attribute_transfer  # noqa: E402
+from massivelens.engine.core.architectures import adapter_for  # noqa: E402
+from massivelens.engine.generation import generate, resolve, to_uint8  # noqa: E402
+from massivelens.engine.loading import ModelSpec, load_pipeline  # noqa: E402
+from massivelens.engine.shapes.world import (  # noqa: E402
+    COLORS,
+    POSITIONS,
+    SHAPES,
+    Attributes,
+    heldout_samples,
+    parse_caption,
+    render,
+)
 
 
 def changed(attrs: Attributes, name: str) -> Attributes:

@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
 
 
 def _settings(args: argparse.Namespace):
-    from engine.jobs import RecordRequest
+    from massivelens.engine.jobs import RecordRequest
 
     return RecordRequest(
         prompt="", out=args.out, model=args.model, negative_prompt=args.negative_prompt, seed=args.seed,
@@ -36,7 +36,12 @@ def _settings(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from engine.batch import FAILURES, BatchRequest, process_state, run_batch
+    from massivelens.engine.batch import (
+        FAILURES,
+        BatchRequest,
+        process_state,
+        run_batch,
+    )
 
     from .console import quiet_libraries
 

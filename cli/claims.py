@@ -28,8 +28,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.clusters import evaluate, miou_by_block
-    from engine.probe import probe
+    from massivelens.engine.analysis.clusters import evaluate, miou_by_block
+    from massivelens.engine.analysis.probe import probe
 
     from .clusters import reference_masks
     from .console import StepBar, quiet_libraries

@@ -20,10 +20,10 @@ def add_parser(sub) -> None:
 
 def reference_masks(sessions: list[Path], masks: list[Path] | None) -> list[np.ndarray]:
     """User masks, else the world reader's subject mask of each session's image (embedded model)."""
-    from engine.errors import BadRequest
-    from engine.metrics import uses_world
-    from engine.shapes.reader import read
-    from sessions.reader import open_session
+    from massivelens.engine.analysis.metrics import uses_world
+    from massivelens.engine.errors import BadRequest
+    from massivelens.engine.shapes.reader import read
+    from massivelens.sessions.reader import open_session
 
     if masks:
         if len(masks) != len(sessions):
@@ -42,7 +42,7 @@ def reference_masks(sessions: list[Path], masks: list[Path] | None) -> list[np.n
 def load_mask(path: Path) -> np.ndarray:
     from PIL import Image
 
-    from engine.errors import BadRequest
+    from massivelens.engine.errors import BadRequest
 
     try:
         return np.asarray(Image.open(path).convert("L")) > 127
@@ -51,7 +51,7 @@ def load_mask(path: Path) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.clusters import evaluate, miou_by_block
+    from massivelens.engine.analysis.clusters import evaluate, miou_by_block
 
     from .reports import cluster_report, overlays
 

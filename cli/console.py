@@ -5,7 +5,7 @@ import sys
 
 from tqdm import tqdm
 
-from engine.progress import Progress
+from massivelens.engine.progress import Progress
 
 
 def quiet_libraries() -> None:

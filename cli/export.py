@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    from sessions.reader import SessionError, open_session
+    from massivelens.sessions.reader import SessionError, open_session
 
     from .inspect import summary
 

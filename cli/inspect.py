@@ -18,8 +18,8 @@ def add_parser(sub) -> None:
 
 def summary(path: Path, k: int | None = None) -> dict:
     """The session's run attributes and per-block massive-channel summary as plain data."""
-    from sessions.massive import summarize
-    from sessions.reader import open_session
+    from massivelens.sessions.massive import summarize
+    from massivelens.sessions.reader import open_session
 
     with open_session(path) as s:
         info = s.info
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_dataset(args: argparse.Namespace) -> int:
     """A batch folder: how often each channel is in the top-k, how stable that set is, Sun et al.'s rule."""
-    from sessions.dataset_summary import read_summary, summary_json
+    from massivelens.sessions.dataset_summary import read_summary, summary_json
 
     data = summary_json(read_summary(args.session), args.k)
     if args.json:

@@ -8,14 +8,29 @@ from __future__ import annotations
 import os
 import sys
 
-from engine.errors import EngineError
-from gui.display import has_display
-from sessions.reader import SessionError
+from massivelens.engine.errors import EngineError
+from massivelens.gui.display import has_display
+from massivelens.sessions.reader import SessionError
 
-from . import batch, claims, clusters, export, inspect, model_card, probe, record, transport
+from . import (
+    batch,
+    claims,
+    clusters,
+    export,
+    inspect,
+    model_card,
+    probe,
+    record,
+    transport,
+)
 from .parsing import OneLineParser
 
 COMMANDS = {module.NAME: module for module in (record, batch, inspect, export, probe, clusters, claims, transport, model_card)}
+
+
+def entry() -> None:
+    """The `massivelens` console script and `python main.py`."""
+    sys.exit(main(sys.argv[1:]))
 
 
 def main(argv: list[str]) -> int:
@@ -59,7 +74,7 @@ def _run_app(argv: list[str]) -> int:
                   f"({', '.join(COMMANDS)})", file=sys.stderr)
             return 1
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
-    from gui.app import run_app
+    from massivelens.gui.app import run_app
 
     return run_app(args.session, args.screenshot)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from engine import defaults
-from engine.probe import KS, STRATEGIES
+from massivelens.engine import defaults
+from massivelens.engine.analysis.probe import KS, STRATEGIES
 
 from .record import add_generation_arguments
 
@@ -33,8 +33,8 @@ def add_parser(sub) -> None:
 
 
 def request_from(args: argparse.Namespace, prompts: list[str], out: Path):
-    from engine.loading import ModelSpec
-    from engine.probe import ProbeRequest
+    from massivelens.engine.analysis.probe import ProbeRequest
+    from massivelens.engine.loading import ModelSpec
 
     return ProbeRequest(
         prompts=prompts, out=out, spec=ModelSpec(args.model, args.dtype, args.device, args.offload),
@@ -45,7 +45,7 @@ def request_from(args: argparse.Namespace, prompts: list[str], out: Path):
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.probe import probe
+    from massivelens.engine.analysis.probe import probe
 
     from .console import StepBar, quiet_libraries
     from .prompts import choose_prompts

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.errors import BadRequest
-from engine.metrics import uses_world
+from massivelens.engine.analysis.metrics import uses_world
+from massivelens.engine.errors import BadRequest
 
 # For models outside the Shapes world when the user names no prompts: simple single-subject scenes.
 GENERIC_PROMPTS = (
@@ -35,7 +35,7 @@ def choose_prompts(model: str, given: list[str] | None, prompt_file: Path | None
     if prompt_file is not None:
         return read_prompt_file(prompt_file)[:n] if n else read_prompt_file(prompt_file)
     if uses_world(model):
-        from engine.shapes.world import heldout_samples
+        from massivelens.engine.shapes.world import heldout_samples
 
         return [caption for caption, _, _ in heldout_samples(n)]
     return list(GENERIC_PROMPTS[:n])

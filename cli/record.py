@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from engine import defaults
+from massivelens.engine import defaults
 
 NAME = "record"
 
@@ -36,7 +36,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.jobs import RecordRequest, record
+    from massivelens.engine.jobs import RecordRequest, record
 
     from .console import ProgressBar, quiet_libraries
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from engine.clusters import ClusterRow, miou_by_block
-from engine.imaging import image_grid, save_png
-from engine.probe import ProbeResult, write_tables
-from gui.figures import line_figure
+from massivelens.engine.analysis.clusters import ClusterRow, miou_by_block
+from massivelens.engine.analysis.probe import ProbeResult, write_tables
+from massivelens.engine.imaging import image_grid, save_png
+from massivelens.gui.figures import line_figure
 
 
 def probe_report(result: ProbeResult, out: Path) -> list[Path]:
@@ -40,7 +40,7 @@ def _probe_grid(result: ProbeResult, out: Path) -> Image.Image:
     rows = [r for r in result.rows if (r.prompt_index, r.seed, r.draw) == (first.prompt_index, first.seed, 0)]
     strategies = list(dict.fromkeys(r.strategy for r in rows))
     ks = sorted({r.k for r in rows})
-    from sessions.reader import open_session
+    from massivelens.sessions.reader import open_session
 
     with open_session(result.sessions[0]) as s:
         baseline = s.image()
@@ -80,9 +80,9 @@ def _sparse(labels: list[str], most: int = 12) -> list[str]:
 
 def overlays(sessions: list[Path], rows: list[ClusterRow], out: Path, n_clusters: int) -> list[Path]:
     """Per session: the image with each channel set's foreground, at the block where top-k scores best."""
-    from engine.clusters import session_masks
-    from engine.imaging import overlay
-    from sessions.reader import open_session
+    from massivelens.engine.analysis.clusters import session_masks
+    from massivelens.engine.imaging import overlay
+    from massivelens.sessions.reader import open_session
 
     written = []
     for path in sessions:

@@ -4,11 +4,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from engine.errors import BadRequest
-from engine.defaults import INVERSION_GUIDANCE, INVERSIONS, MASK_MODES
-from engine.loading import ModelSpec
-from engine.transport import ALPHAS, TransportRequest, parse_window, transport
-from engine.transport_report import save
+from massivelens.engine.analysis.transport import (
+    ALPHAS,
+    TransportRequest,
+    parse_window,
+    transport,
+)
+from massivelens.engine.analysis.transport_report import save
+from massivelens.engine.defaults import INVERSION_GUIDANCE, INVERSIONS, MASK_MODES
+from massivelens.engine.errors import BadRequest
+from massivelens.engine.loading import ModelSpec
 
 from .record import add_generation_arguments
 
@@ -77,6 +82,6 @@ def _clip(model: str | None, device: str | None):
     """Loaded before the sweep, so a bad CLIP id fails in a second, not after the generations."""
     if model is None:
         return None
-    from engine.clip_score import ClipScorer
+    from massivelens.engine.analysis.clip_score import ClipScorer
 
     return ClipScorer(model, device)

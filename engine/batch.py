@@ -16,8 +16,14 @@ from typing import Callable, Iterable, Protocol, Sequence
 
 import torch
 
-from sessions.dataset_summary import DatasetSummary, Failure, SessionEntry, summarize_dataset, write_summary
-from sessions.reader import SessionError, open_session
+from massivelens.sessions.dataset_summary import (
+    DatasetSummary,
+    Failure,
+    SessionEntry,
+    summarize_dataset,
+    write_summary,
+)
+from massivelens.sessions.reader import SessionError, open_session
 
 from .errors import BadRequest, EngineError
 from .jobs import RecordRequest, record

@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = str(REPO / "resources" / "shapes-dit")
+from massivelens.resources import EMBEDDED_MODEL
+
+DEFAULT_MODEL = str(EMBEDDED_MODEL)
 MODEL_DEFAULTS_FILE = "massivelens.json"
 
 K = 16

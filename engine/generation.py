@@ -14,10 +14,10 @@ import numpy as np
 import torch
 
 from . import defaults
-from .architectures import Adapter
 from .cancel import CancelToken
+from .core.architectures import Adapter
+from .core.hooks import BlockHooks, Observer
 from .errors import BadRequest, OutOfMemory
-from .hooks import BlockHooks, Observer
 from .progress import Progress
 
 

@@ -43,7 +43,7 @@ def save_png(image: np.ndarray | Image.Image, path: Path) -> Path:
 
 def overlay(image: np.ndarray, token_mask: np.ndarray, color: tuple[int, int, int] = (255, 0, 255), alpha: float = 0.5) -> np.ndarray:
     """The image with a token-grid mask painted over it at pixel resolution."""
-    from .clusters import upsample
+    from .analysis.clusters import upsample
 
     mask = upsample(token_mask, image.shape[:2])[..., None]
     tinted = (1 - alpha) * image + alpha * np.asarray(color, float)

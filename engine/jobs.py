@@ -7,19 +7,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from sessions.records import Layout, RunInfo
-from sessions.schema import CONTROL_SETS
-from sessions.writer import SessionWriter
+from massivelens.sessions.records import Layout, RunInfo
+from massivelens.sessions.schema import CONTROL_SETS
+from massivelens.sessions.writer import SessionWriter
 
 from . import defaults
-from .architectures import adapter_for
 from .cancel import CancelToken
+from .core.architectures import adapter_for
+from .core.hooks import Observer
+from .core.recording import Recorder
 from .errors import BadRequest
 from .generation import Generation, generate, resolve, to_uint8
-from .hooks import Observer
-from .progress import Progress
 from .loading import ModelSpec, load_pipeline
-from .recording import Recorder
+from .progress import Progress
 
 ProgressFn = Callable[[Progress], None]
 

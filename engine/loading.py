@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .architectures import adapter_for
+from .core.architectures import adapter_for
 from .defaults import DTYPES
 from .errors import BadRequest, ModelLoadError
 

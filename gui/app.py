@@ -7,7 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import QCoreApplication
 from PySide6.QtWidgets import QApplication, QWidget
 
-from gui.main_window import APP, ORG, MainWindow
+from .main_window import APP, ORG, MainWindow
 
 
 def settle(rounds: int = 4) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMainWindow, QSplitter, QWidget
 
-from gui.selection import Selection
-from gui.session_data import SessionData
-from gui.session_view import SessionView
+from .selection import Selection
+from .session_data import SessionData
+from .session_view import SessionView
 
 
 class CompareWindow(QMainWindow):

@@ -13,7 +13,7 @@ from PySide6.QtGui import QPageLayout, QPageSize, QPainter, QPdfWriter
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QLabel, QWidget
 
-from gui.session_list import to_qimage
+from .session_list import to_qimage
 
 FORMATS = ("png", "svg", "pdf")
 FILTER = "PNG image (*.png);;SVG vector (*.svg);;PDF document (*.pdf)"

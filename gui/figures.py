@@ -35,7 +35,7 @@ def line_figure(
     import numpy as np
     import pyqtgraph as pg
 
-    from gui.export import export_widget
+    from .export import export_widget
 
     widget = pg.PlotWidget(background="w")
     widget.resize(720, 460)

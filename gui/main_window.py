@@ -8,21 +8,28 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QSplitter
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+)
 
-from gui.compare import CompareWindow
-from gui.export import FILTER, ExportError, export_all, export_image, export_widget
-from gui.probe_panel import ProbePanel, probe_job
-from gui.transport_editor import TransportEditor
-from gui.record_panel import RecordPanel
-from gui.selection import Selection
-from gui.session_data import SessionData
-from gui.session_list import SessionList
-from gui.session_view import SessionView
-from gui.summary_view import SummaryView
-from gui.worker import Job, RecordRunner, engine_job
-from sessions.reader import SessionError
-from sessions.summary_schema import SUMMARY_H5
+from massivelens.sessions.reader import SessionError
+from massivelens.sessions.summary_schema import SUMMARY_H5
+
+from .compare import CompareWindow
+from .export import FILTER, ExportError, export_all, export_image, export_widget
+from .probe_panel import ProbePanel, probe_job
+from .record_panel import RecordPanel
+from .selection import Selection
+from .session_data import SessionData
+from .session_list import SessionList
+from .session_view import SessionView
+from .summary_view import SummaryView
+from .transport_editor import TransportEditor
+from .worker import Job, RecordRunner, engine_job
 
 ORG = APP = "MassiveLens"
 RECENT_KEY, SESSIONS_DIR_KEY = "recent_files", "sessions_dir"

@@ -29,13 +29,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.cancel import CancelToken
-from gui.export import FILTER, export_reporting
-from gui.job_form import JobForm
-from gui.probe_report import ProbeReport, save_report
-from gui.probe_results import ProbeResults
-from gui.record_panel import RecordPanel
-from gui.worker import Job, ProgressFn, RecordRunner
+from massivelens.engine.cancel import CancelToken
+
+from .export import FILTER, export_reporting
+from .job_form import JobForm
+from .probe_report import ProbeReport, save_report
+from .probe_results import ProbeResults
+from .record_panel import RecordPanel
+from .worker import Job, ProgressFn, RecordRunner
 
 STRATEGIES = ("top", "bottom", "random")  # engine.probe.STRATEGIES (not imported: it would load torch here)
 MODES = ("zero", "mean")
@@ -65,9 +66,9 @@ class ProbeParams:
 def probe_job(params: ProbeParams, progress: ProgressFn, cancel: CancelToken, run: Callable | None = None) -> Path:
     """The worker's job: engine.probe.probe (or `run`, a stand-in with its signature: tests inject one), then
     the tables and probe.json. The engine is imported here, so torch loads on the worker thread."""
-    from engine import defaults
-    from engine.loading import ModelSpec
-    from engine.probe import ProbeRequest, probe, write_tables
+    from massivelens.engine import defaults
+    from massivelens.engine.analysis.probe import ProbeRequest, probe, write_tables
+    from massivelens.engine.loading import ModelSpec
 
     fields = asdict(params)
     spec = ModelSpec(fields.pop("model") or defaults.DEFAULT_MODEL, fields.pop("dtype"), offload=fields.pop("offload"))

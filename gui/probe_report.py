@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sessions.reader import open_session
+from massivelens.sessions.reader import open_session
 
 REPORT = "probe.json"
 METRICS = {"psnr": "PSNR to the baseline (dB)", "accuracy": "all-attributes accuracy", "mask_iou": "subject-mask IoU"}

@@ -8,12 +8,22 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
-from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 import gui.views  # noqa: F401  (pyqtgraph's white look, set once for every figure of the app)
-from gui.figures import COLORS
-from gui.probe_report import METRICS, ProbeReport
-from gui.session_list import to_qimage
+
+from .figures import COLORS
+from .probe_report import METRICS, ProbeReport
+from .session_list import to_qimage
 
 TILE = 112  # pixels per image: three strategies and the plot fit a 900 px window
 

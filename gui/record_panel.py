@@ -20,10 +20,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine import defaults
-from gui.generation_fields import GenerationFields
-from gui.worker import RecordParams
-from sessions.schema import CONTROL_SETS
+from massivelens.engine import defaults
+from massivelens.sessions.schema import CONTROL_SETS
+
+from .generation_fields import GenerationFields
+from .worker import RecordParams
 
 EMBEDDED = "embedded model (shapes)"
 AUTO_DEVICE = "auto"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sessions import massive
-from sessions.reader import Session, open_session
+from massivelens.sessions import massive
+from massivelens.sessions.reader import Session, open_session
 
 _MAP_CACHE = 128  # (step, block) chunks of top-k token maps; 256 KiB each for FLUX at k=16
 

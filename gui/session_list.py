@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.session_data import SessionData
+from .session_data import SessionData
 
 THUMB = 64
 

@@ -17,13 +17,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.selection import Selection
-from gui.session_data import SessionData
-from gui.views.cluster_overlay import ClusterOverlay
-from gui.views.heatmap import ChannelHeatmap
-from gui.views.ranking import RankingView
-from gui.views.step_heatmap import StepHeatmap
-from gui.views.token_map import BESIDE, OVER, TokenMapView
+from .selection import Selection
+from .session_data import SessionData
+from .views.cluster_overlay import ClusterOverlay
+from .views.heatmap import ChannelHeatmap
+from .views.ranking import RankingView
+from .views.step_heatmap import StepHeatmap
+from .views.token_map import BESIDE, OVER, TokenMapView
 
 
 class SessionView(QWidget):

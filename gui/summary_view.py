@@ -24,9 +24,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.export import FILTER, export_reporting
-from gui.views.heatmap_plot import HeatmapPlot
-from sessions.dataset_summary import DatasetSummary, read_summary, summary_json
+from massivelens.sessions.dataset_summary import (
+    DatasetSummary,
+    read_summary,
+    summary_json,
+)
+
+from .export import FILTER, export_reporting
+from .views.heatmap_plot import HeatmapPlot
 
 HEADERS = ("block", "most frequent top-k channels (share of sessions)", "Jaccard seeds", "Jaccard prompts",
            "Sun holds", "Sun channels (share)", "max/median")

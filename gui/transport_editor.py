@@ -1,7 +1,7 @@
 """The transport editor: source | target | result side by side, the settings of a sweep, Run / Cancel,
 an alpha slider that scrubs through the sweep's results, and the strip's export.
 
-A standalone widget: `TransportEditor(out_root).show()`, or `python -m gui.transport_editor [FOLDER]`. A run is one engine job on
+A standalone widget: `TransportEditor(out_root).show()`, or `python -m massivelens.gui.transport_editor [FOLDER]`. A run is one engine job on
 the recording worker (`gui.worker.RecordRunner`): it writes the sweep's folder (images, strip.png,
 transport.json, sessions), and the editor shows what the folder holds, so the slider never waits
 for the model.
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass
-import sys
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -34,12 +34,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.cancel import CancelToken
-from engine.defaults import INVERSION_GUIDANCE, INVERSIONS, K, MASK_MODES
-from gui.generation_fields import GenerationFields
-from gui.job_form import JobForm
-from gui.record_panel import EMBEDDED
-from gui.worker import RecordRunner
+from massivelens.engine.cancel import CancelToken
+from massivelens.engine.defaults import INVERSION_GUIDANCE, INVERSIONS, MASK_MODES, K
+
+from .generation_fields import GenerationFields
+from .job_form import JobForm
+from .record_panel import EMBEDDED
+from .worker import RecordRunner
 
 PANEL = 192  # pixels per image panel
 
@@ -70,10 +71,14 @@ class TransportParams:
 
 def transport_job(params: TransportParams, progress, cancel: CancelToken) -> Path:
     """The engine job: run the sweep and save its folder; imported here so torch loads on the worker thread."""
-    from engine import defaults
-    from engine.loading import ModelSpec
-    from engine.transport import TransportRequest, parse_window, transport
-    from engine.transport_report import save
+    from massivelens.engine import defaults
+    from massivelens.engine.analysis.transport import (
+        TransportRequest,
+        parse_window,
+        transport,
+    )
+    from massivelens.engine.analysis.transport_report import save
+    from massivelens.engine.loading import ModelSpec
 
     fields = asdict(params)
     spec = ModelSpec(fields.pop("model") or defaults.DEFAULT_MODEL)
@@ -314,10 +319,10 @@ class TransportEditor(JobForm, QWidget):
 
 
 def main(argv: list[str]) -> int:
-    """`python -m gui.transport_editor [SWEEP_FOLDER]`: the editor on its own, runs saved under ./transport."""
+    """`python -m massivelens.gui.transport_editor [SWEEP_FOLDER]`: the editor on its own, runs saved under ./transport."""
     from PySide6.QtWidgets import QApplication
 
-    from gui.display import has_display
+    from .display import has_display
 
     if not has_display():
         print("error: no display to open the transport editor on; use `python main.py transport` headless",

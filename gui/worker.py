@@ -11,10 +11,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, SignalInstance, Slot
+from PySide6.QtCore import (
+    QCoreApplication,
+    QObject,
+    Qt,
+    QThread,
+    Signal,
+    SignalInstance,
+    Slot,
+)
 
-from engine import defaults
-from engine.cancel import CancelToken
+from massivelens.engine import defaults
+from massivelens.engine.cancel import CancelToken
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +54,7 @@ Job = Callable[[RecordParams, ProgressFn, CancelToken], Path]
 
 def engine_job(params: RecordParams, progress: ProgressFn, cancel: CancelToken) -> Path:
     """The real job: engine.jobs.record, imported here so torch loads on the worker thread."""
-    from engine.jobs import RecordRequest, record
+    from massivelens.engine.jobs import RecordRequest, record
 
     fields = asdict(params)
     if fields["model"] is None:
@@ -56,7 +64,7 @@ def engine_job(params: RecordParams, progress: ProgressFn, cancel: CancelToken) 
 
 def user_message(exc: BaseException) -> str:
     """One line for a dialog: engine errors are already worded for the user; anything else is named."""
-    from engine.errors import EngineError
+    from massivelens.engine.errors import EngineError
 
     if isinstance(exc, EngineError):
         return str(exc)

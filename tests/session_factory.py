@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sessions.records import Layout, RunInfo, StepRecord, StreamStats
-from sessions.writer import SessionWriter
+from massivelens.sessions.records import Layout, RunInfo, StepRecord, StreamStats
+from massivelens.sessions.writer import SessionWriter
 
 PLANTED = (7, 3, 11)  # outlier channels, strongest first; only 7 passes Sun et al.'s 1000x rule
 _PLANTED_SCALE = (3000.0, 300.0, 150.0)  # peak |x| inside the subject; 5x less outside

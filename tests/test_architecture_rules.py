@@ -15,11 +15,11 @@ def test_engine_sessions_and_cli_import_without_qt():
         import importlib, pkgutil, sys
         for name in ("PySide6", "PyQt5", "PyQt6", "pyqtgraph", "superqt"):
             sys.modules[name] = None  # any import of these now fails
-        import engine, sessions, cli
+        from massivelens import cli, engine, sessions
         for package in (engine, sessions, cli):
             for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
                 importlib.import_module(info.name)
-        import cli.main
+        import massivelens.cli.main
         print("ok")
         """
     )

@@ -7,9 +7,9 @@ import pytest
 import torch
 from diffusers import DiffusionPipeline, FluxPipeline
 
-from engine.shapes import world
-from engine.shapes.evaluate import generate
-from engine.shapes.model import TINY, build_pipeline
+from massivelens.engine.shapes import world
+from massivelens.engine.shapes.evaluate import generate
+from massivelens.engine.shapes.model import TINY, build_pipeline
 
 torch.set_num_threads(1)
 SHIPPED = Path(__file__).resolve().parent.parent / "resources" / "shapes-dit"
@@ -50,7 +50,7 @@ def test_shipped_model_loads_and_generates():
 
 
 def _train(out: Path, *extra: str) -> None:
-    from engine.shapes import train
+    from massivelens.engine.shapes import train
 
     train.main(["--out", str(out), "--log", str(out.parent / f"{out.name}.csv"), "--vae-steps", "2", "--steps", "3",
                 "--decoder-steps", "1", "--batch", "2", "--cache", "32", "--dit-heads", "1",
@@ -60,8 +60,8 @@ def _train(out: Path, *extra: str) -> None:
 def test_training_command_is_seeded_and_resumes(tmp_path):
     import json
 
-    from engine import defaults
-    from engine.loading import ModelSpec, load_pipeline
+    from massivelens.engine import defaults
+    from massivelens.engine.loading import ModelSpec, load_pipeline
 
     _train(tmp_path / "a")
     _train(tmp_path / "b")

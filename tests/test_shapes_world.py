@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.shapes import reader, world
+from massivelens.engine.shapes import reader, world
 
 torch.set_num_threads(1)
 

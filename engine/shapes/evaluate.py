@@ -1,6 +1,6 @@
 """Score the embedded model: generate held-out captions, read the images back, report accuracy.
 
-    python -m engine.shapes.evaluate --model resources/shapes-dit --n 200
+    python -m massivelens.engine.shapes.evaluate --model resources/shapes-dit --n 200
 """
 
 from __future__ import annotations

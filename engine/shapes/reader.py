@@ -12,7 +12,16 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .world import ATTRIBUTES, CENTERS, COLORS, PALETTE, SIZE, Attributes, parse_caption, render
+from .world import (
+    ATTRIBUTES,
+    CENTERS,
+    COLORS,
+    PALETTE,
+    SIZE,
+    Attributes,
+    parse_caption,
+    render,
+)
 
 _PALETTE = np.array([PALETTE[c] for c in COLORS], dtype=np.float32)
 _MIN_SUBJECT_PIXELS = 12

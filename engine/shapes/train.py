@@ -1,6 +1,6 @@
 """Train the embedded shapes model from scratch: VAE first, then DiT + text encoders.
 
-    python -m engine.shapes.train --out resources/shapes-dit --seed 0
+    python -m massivelens.engine.shapes.train --out resources/shapes-dit --seed 0
 
 The recipe is counted in optimiser steps (VAE, DiT, decoder refinement), so the
 same command gives the same model on a CPU or a GPU; --dit-minutes optionally caps
@@ -26,7 +26,14 @@ import torch.nn.functional as F
 from diffusers import DiffusionPipeline, FluxPipeline
 
 from ..defaults import MODEL_DEFAULTS_FILE
-from .model import NEGATIVE_PROMPT, ModelConfig, build_pipeline, config_dict, generation_defaults, parameter_counts
+from .model import (
+    NEGATIVE_PROMPT,
+    ModelConfig,
+    build_pipeline,
+    config_dict,
+    generation_defaults,
+    parameter_counts,
+)
 from .reader import score
 from .world import HELDOUT_SEED_BASE, all_attributes, heldout_seeds, sample
 

@@ -28,12 +28,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.clusters import cluster_tokens, mask_iou
-from engine.metrics import uses_world
-from gui.selection import Selection
-from gui.session_data import Pick, SessionData
-from gui.views.heatmap_plot import Title
-from gui.views.token_map import image_plot
+from massivelens.engine.analysis.clusters import cluster_tokens, mask_iou
+from massivelens.engine.analysis.metrics import uses_world
+
+from ..selection import Selection
+from ..session_data import Pick, SessionData
+from .heatmap_plot import Title
+from .token_map import image_plot
 
 _CACHE = 256  # foreground masks kept: a FLUX 64 x 64 grid is 4 KiB each
 _FOREGROUND = (255, 0, 200)  # magenta and cyan: neither is a colour of the shapes world
@@ -49,7 +50,7 @@ def world_mask(data: SessionData) -> np.ndarray | None:
     """The world reader's subject mask of the session image, on the embedded model only."""
     if data.image is None or not uses_world(str(data.info.get("model", ""))):
         return None
-    from engine.shapes.reader import read
+    from massivelens.engine.shapes.reader import read
 
     try:
         return read(data.image)[1]

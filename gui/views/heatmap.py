@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 
-from gui.selection import Selection
-from gui.views.heatmap_plot import NO_SESSION, SelectionHeatmap
+from ..selection import Selection
+from .heatmap_plot import NO_SESSION, SelectionHeatmap
 
 _SUN_PEN = pg.mkPen(color=(255, 255, 255), width=1.2)
 

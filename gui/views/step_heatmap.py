@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gui.selection import Selection
-from gui.views.heatmap_plot import NO_SESSION, SelectionHeatmap
+from ..selection import Selection
+from .heatmap_plot import NO_SESSION, SelectionHeatmap
 
 
 class StepHeatmap(SelectionHeatmap):

@@ -5,9 +5,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 
-from gui.selection import Selection
-from gui.session_data import Pick, SessionData
-from gui.views.heatmap_plot import Title, set_levels
+from ..selection import Selection
+from ..session_data import Pick, SessionData
+from .heatmap_plot import Title, set_levels
 
 OVER, BESIDE = "over", "beside"
 

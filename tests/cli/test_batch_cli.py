@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
-from sessions.dataset_summary import read_summary
+from massivelens.cli.main import main
+from massivelens.sessions.dataset_summary import read_summary
 from tests.tiny_pipelines import tiny_call_kwargs
 
 REPO = Path(__file__).resolve().parents[2]

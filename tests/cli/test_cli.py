@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sessions.reader import open_session
+from massivelens.sessions.reader import open_session
 from tests.tiny_pipelines import tiny_call_kwargs
 
 REPO = Path(__file__).resolve().parents[2]

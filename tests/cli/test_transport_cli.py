@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from cli.main import main
-from sessions.reader import open_session
+from massivelens.cli.main import main
+from massivelens.sessions.reader import open_session
 from tests.cli.test_batch_cli import run
 from tests.tiny_pipelines import build_tiny_clip, tiny_call_kwargs
 

@@ -9,13 +9,23 @@ import h5py
 import pytest
 import torch
 
-from engine import batch
-from engine.batch import BatchRequest, Job, PromptLine, plan_jobs, process_device, process_state, read_prompts, run_batch, share
-from engine.errors import BadRequest, OutOfMemory
-from engine.jobs import RecordRequest
-from sessions import schema as S
-from sessions.dataset_summary import Failure, read_summary
-from sessions.reader import open_session
+from massivelens.engine import batch
+from massivelens.engine.batch import (
+    BatchRequest,
+    Job,
+    PromptLine,
+    plan_jobs,
+    process_device,
+    process_state,
+    read_prompts,
+    run_batch,
+    share,
+)
+from massivelens.engine.errors import BadRequest, OutOfMemory
+from massivelens.engine.jobs import RecordRequest
+from massivelens.sessions import schema as S
+from massivelens.sessions.dataset_summary import Failure, read_summary
+from massivelens.sessions.reader import open_session
 from tests.tiny_pipelines import tiny_call_kwargs
 
 

@@ -6,13 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import defaults
-from engine.clusters import evaluate, miou_by_block
-from engine.loading import ModelSpec
-from engine.probe import ProbeRequest, probe
-from engine.shapes.reader import read
-from engine.shapes.world import heldout_samples
-from sessions.reader import open_session
+from massivelens.engine import defaults
+from massivelens.engine.analysis.clusters import evaluate, miou_by_block
+from massivelens.engine.analysis.probe import ProbeRequest, probe
+from massivelens.engine.loading import ModelSpec
+from massivelens.engine.shapes.reader import read
+from massivelens.engine.shapes.world import heldout_samples
+from massivelens.sessions.reader import open_session
 
 pytestmark = pytest.mark.skipif(
     not (Path(defaults.DEFAULT_MODEL) / "model_index.json").is_file(), reason="the embedded model is not built"

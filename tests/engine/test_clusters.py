@@ -3,7 +3,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.clusters import cluster_tokens, evaluate, iou, mask_iou, miou_by_block, normalise, upsample
+from massivelens.engine.analysis.clusters import (
+    cluster_tokens,
+    evaluate,
+    iou,
+    mask_iou,
+    miou_by_block,
+    normalise,
+    upsample,
+)
 from tests.session_factory import write_synthetic_session
 
 

@@ -5,14 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from engine.architectures import adapter_for
-from engine.cancel import CancelToken
-from engine.capture import Capture
-from engine.errors import Cancelled
-from engine.generation import generate
-from engine.interventions import Intervention
-from engine.loading import ModelSpec, load_pipeline
-from engine.jobs import transformer_width
+from massivelens.engine.cancel import CancelToken
+from massivelens.engine.core.architectures import adapter_for
+from massivelens.engine.core.capture import Capture
+from massivelens.engine.core.interventions import Intervention
+from massivelens.engine.errors import Cancelled
+from massivelens.engine.generation import generate
+from massivelens.engine.loading import ModelSpec, load_pipeline
 from tests.engine.test_recording import generation
 
 ARCHS = ("qwenimage", "sd3")  # one sequential-CFG and one batched-CFG architecture

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.architectures import adapter_for
-from engine.errors import BadRequest
-from engine.generation import generate, to_uint8
-from engine.interventions import Intervention
-from engine.loading import ModelSpec, load_pipeline
-from engine.probe import ProbeRequest, choose_channels, probe
-from sessions.massive import top_channels
-from sessions.reader import open_session
+from massivelens.engine.analysis.probe import ProbeRequest, choose_channels, probe
+from massivelens.engine.core.architectures import adapter_for
+from massivelens.engine.core.interventions import Intervention
+from massivelens.engine.errors import BadRequest
+from massivelens.engine.generation import generate, to_uint8
+from massivelens.engine.loading import ModelSpec, load_pipeline
+from massivelens.sessions.massive import top_channels
+from massivelens.sessions.reader import open_session
 from tests.engine.test_recording import generation
 
 

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from engine.architectures import ADAPTERS, adapter_for
-from engine.generation import Generation, call_kwargs, generate, to_uint8
-from engine.jobs import RecordRequest, record
-from engine.loading import ModelSpec, load_pipeline
-from sessions.massive import summarize
-from sessions.reader import open_session
+from massivelens.engine.core.architectures import ADAPTERS, adapter_for
+from massivelens.engine.generation import Generation, call_kwargs, generate, to_uint8
+from massivelens.engine.jobs import RecordRequest, record
+from massivelens.engine.loading import ModelSpec, load_pipeline
+from massivelens.sessions.massive import summarize
+from massivelens.sessions.reader import open_session
 from tests.tiny_pipelines import ARCHITECTURES, PROMPT, tiny_call_kwargs
 
 # Test-only: the modules that embed image and text tokens as (batch, tokens, channels); a value
@@ -140,8 +140,8 @@ def test_full_hidden_states_for_chosen_blocks_and_steps(tiny_pipelines, tmp_path
 
 
 def test_cancelled_record_keeps_finished_steps(tiny_pipelines, tmp_path):
-    from engine.cancel import CancelToken
-    from engine.errors import Cancelled
+    from massivelens.engine.cancel import CancelToken
+    from massivelens.engine.errors import Cancelled
 
     token = CancelToken()
 
@@ -175,7 +175,7 @@ def test_control_channel_sets_are_recorded_on_request(tiny_pipelines, tmp_path):
 
 
 def test_median_is_exact_on_small_states_and_a_sampled_estimate_at_flux_size():
-    from engine.recording import median_stride, reduce_tokens
+    from massivelens.engine.core.recording import median_stride, reduce_tokens
 
     assert median_stride(64, 128, 8) == 1  # the embedded model: exact
     stride = median_stride(4096, 3072, 64)  # FLUX at 1024 px

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sessions.reader import open_session
+from massivelens.sessions.reader import open_session
 from tests.tiny_pipelines import tiny_call_kwargs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -19,7 +19,7 @@ CHILD = textwrap.dedent(
     """
     import sys, time, torch
     torch.set_num_threads(1)
-    from engine.jobs import RecordRequest, record
+    from massivelens.engine.jobs import RecordRequest, record
     folder, out, height, width = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 
     def progress(p):

@@ -9,16 +9,31 @@ import numpy as np
 import pytest
 import torch
 
-from engine import defaults
-from engine.architectures import adapter_for
-from engine.capture import Capture
-from engine.errors import BadRequest
-from engine.generation import generate, to_uint8
-from engine.inversion import encode, invert, noising_overrides, seed_noise
-from engine.loading import ModelSpec, load_pipeline
-from engine.transport import TransportRequest, intervention, select_blocks, step_window, transport
-from engine.transport_report import attribute_transfer, gini, smoothness
-from sessions.reader import open_session
+from massivelens.engine import defaults
+from massivelens.engine.analysis.inversion import (
+    encode,
+    invert,
+    noising_overrides,
+    seed_noise,
+)
+from massivelens.engine.analysis.transport import (
+    TransportRequest,
+    intervention,
+    select_blocks,
+    step_window,
+    transport,
+)
+from massivelens.engine.analysis.transport_report import (
+    attribute_transfer,
+    gini,
+    smoothness,
+)
+from massivelens.engine.core.architectures import adapter_for
+from massivelens.engine.core.capture import Capture
+from massivelens.engine.errors import BadRequest
+from massivelens.engine.generation import generate, to_uint8
+from massivelens.engine.loading import ModelSpec, load_pipeline
+from massivelens.sessions.reader import open_session
 from tests.engine.test_recording import generation
 
 NAMES = ["double.0", "double.1", "single.0", "single.1"]
@@ -58,7 +73,7 @@ def test_smoothness_is_one_minus_gini_of_consecutive_distances():
 
 
 def test_attribute_transfer_counts_only_the_attributes_that_differ():
-    from engine.shapes.world import Attributes, render
+    from massivelens.engine.shapes.world import Attributes, render
 
     source = Attributes("large", "red", "circle", "white", "center")
     target = Attributes("large", "blue", "circle", "white", "center")

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from engine.metrics import mse, psnr
-from engine.progress import Progress
-from gui.worker import RecordParams
-from sessions.reader import open_session
-from sessions.records import Layout, StepRecord, StreamStats
-from sessions.writer import SessionWriter
+from massivelens.engine.analysis.metrics import mse, psnr
+from massivelens.engine.progress import Progress
+from massivelens.gui.worker import RecordParams
+from massivelens.sessions.reader import open_session
+from massivelens.sessions.records import Layout, StepRecord, StreamStats
+from massivelens.sessions.writer import SessionWriter
 from tests.session_factory import synthetic_info, write_synthetic_session
 
 
@@ -70,7 +70,7 @@ def fake_probe(world: bool = False, delay: float = 0.0):
     """Writes what engine.probe.probe writes (a baseline session per prompt and seed, one PNG per generation)
     without a model: each "disrupted" image is the baseline darkened by an amount set by strategy and k.
     world=True also scores accuracy and mask IoU, as on the embedded model."""
-    from engine.probe import ProbeResult, ProbeRow
+    from massivelens.engine.analysis.probe import ProbeResult, ProbeRow
 
     def run(request, progress=None, cancel=None):
         plan = [(s, k, d) for s in request.strategies for k in request.ks for d in range(request.draws if s == "random" else 1)]

@@ -6,8 +6,8 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QWidget
 
-from gui.app import settle
-from gui.views.heatmap_plot import HeatmapPlot
+from massivelens.gui.app import settle
+from massivelens.gui.views.heatmap_plot import HeatmapPlot
 
 
 def click_cell(qtbot, plot: HeatmapPlot, row: int, col: int) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PySide6.QtGui import QImage
 
-from gui.app import run_app
+from massivelens.gui.app import run_app
 from tests.gui.helpers import assert_not_blank, pixels
 
 REPO = Path(__file__).resolve().parents[2]

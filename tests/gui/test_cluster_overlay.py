@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 from PySide6.QtGui import QImage
 
-from engine.clusters import cluster_tokens, mask_iou
-from engine.shapes.reader import read
-from engine.shapes.world import parse_caption, render
-from gui.selection import Selection
-from gui.session_data import SessionData
-from gui.session_view import SessionView
-from gui.views import cluster_overlay
-from sessions import schema as S
-from sessions.reader import open_session
+from massivelens.engine.analysis.clusters import cluster_tokens, mask_iou
+from massivelens.engine.shapes.reader import read
+from massivelens.engine.shapes.world import parse_caption, render
+from massivelens.gui.selection import Selection
+from massivelens.gui.session_data import SessionData
+from massivelens.gui.session_view import SessionView
+from massivelens.gui.views import cluster_overlay
+from massivelens.sessions import schema as S
+from massivelens.sessions.reader import open_session
 from tests.gui.helpers import assert_not_blank, grab_pixels
 from tests.session_factory import synthetic_info, write_synthetic_session
 

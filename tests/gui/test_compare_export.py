@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtGui import QImage
 
-from gui.main_window import MainWindow
-from gui.session_data import SessionData
-from sessions.reader import open_session
+from massivelens.gui.main_window import MainWindow
+from massivelens.gui.session_data import SessionData
+from massivelens.sessions.reader import open_session
 from tests.gui.fakes import slow_job
 from tests.gui.helpers import assert_not_blank, click_cell, pixels
 from tests.session_factory import PLANTED, write_synthetic_session

@@ -8,11 +8,11 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QMessageBox
 
-from engine.errors import ModelLoadError
-from gui.main_window import MainWindow
-from sessions.reader import SessionError, open_session
+from massivelens.engine.errors import ModelLoadError
+from massivelens.gui.app import settle
+from massivelens.gui.main_window import MainWindow
+from massivelens.sessions.reader import SessionError, open_session
 from tests.gui.fakes import failing_job, slow_job
-from gui.app import settle
 from tests.gui.helpers import click_cell
 from tests.session_factory import write_synthetic_session
 
@@ -177,8 +177,8 @@ def test_incomplete_session_is_listed_as_such(qtbot, settings, tmp_path):
 
 
 def test_transport_editor_opens_from_the_analysis_menu(qtbot, tmp_path):
-    from gui.main_window import MainWindow
-    from gui.transport_editor import TransportEditor
+    from massivelens.gui.main_window import MainWindow
+    from massivelens.gui.transport_editor import TransportEditor
 
     window = MainWindow()
     qtbot.addWidget(window)
@@ -191,7 +191,7 @@ def test_transport_editor_opens_from_the_analysis_menu(qtbot, tmp_path):
 
 
 def test_form_records_controls_and_hidden_blocks_with_the_real_engine(qtbot, settings, tiny_pipelines):
-    from gui.worker import engine_job
+    from massivelens.gui.worker import engine_job
 
     window = make_window(qtbot, settings, job=engine_job)
     panel = window.record_panel

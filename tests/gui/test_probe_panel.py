@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtGui import QImage, QPixmap
 
-from engine.errors import BadRequest
-from gui.main_window import MainWindow
-from gui.probe_panel import ProbePanel, probe_job
-from gui.probe_results import TILE, caption
-from gui.record_panel import RecordPanel
-from gui.session_list import to_qimage
-from sessions.reader import open_session
+from massivelens.engine.errors import BadRequest
+from massivelens.gui.main_window import MainWindow
+from massivelens.gui.probe_panel import ProbePanel, probe_job
+from massivelens.gui.probe_results import TILE, caption
+from massivelens.gui.record_panel import RecordPanel
+from massivelens.gui.session_list import to_qimage
+from massivelens.sessions.reader import open_session
 from tests.gui.fakes import fake_probe, slow_job
 from tests.gui.helpers import assert_not_blank, pixels
 from tests.tiny_pipelines import NEGATIVE_PROMPT, tiny_call_kwargs

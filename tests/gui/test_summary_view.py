@@ -6,9 +6,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gui.main_window import MainWindow
-from gui.summary_view import SummaryView
-from sessions.dataset_summary import SessionEntry, read_summary, summarize_dataset, write_summary
+from massivelens.gui.main_window import MainWindow
+from massivelens.gui.summary_view import SummaryView
+from massivelens.sessions.dataset_summary import (
+    SessionEntry,
+    read_summary,
+    summarize_dataset,
+    write_summary,
+)
 from tests.gui.helpers import assert_not_blank, click_cell, grab_pixels
 from tests.session_factory import PLANTED, write_synthetic_session
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gui.transport_editor import TransportEditor
+from massivelens.gui.transport_editor import TransportEditor
 from tests.gui.helpers import assert_not_blank, grab_pixels, pixels
 from tests.tiny_pipelines import tiny_call_kwargs
 
@@ -93,7 +93,7 @@ def test_engine_errors_and_cancel_come_back_as_one_line(editor, qtbot, tiny_pipe
 
 
 def test_reference_rows_carry_the_inversion_guidance(editor, tmp_path):
-    from engine.transport import TransportRequest
+    from massivelens.engine.analysis.transport import TransportRequest
 
     editor.target_prompt.setText("a red circle")
     guidance_row = editor.form.getWidgetPosition(editor.inversion_guidance)[0]
@@ -112,7 +112,7 @@ def test_editor_on_its_own_without_a_display_says_so_in_one_line():
     import sys
 
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
-    done = subprocess.run([sys.executable, "-m", "gui.transport_editor"], env=env, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "massivelens.gui.transport_editor"], env=env, capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[2], timeout=60)
     assert done.returncode == 1 and done.stderr.strip().startswith("error: no display")
     assert len(done.stderr.strip().splitlines()) == 1

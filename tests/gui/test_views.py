@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from gui.selection import Selection
-from gui.session_data import SessionData
-from gui.session_view import SessionView
-from gui.views.token_map import BESIDE, OVER
-from sessions.reader import open_session
+from massivelens.gui.selection import Selection
+from massivelens.gui.session_data import SessionData
+from massivelens.gui.session_view import SessionView
+from massivelens.gui.views.token_map import BESIDE, OVER
+from massivelens.sessions.reader import open_session
 from tests.gui.helpers import assert_not_blank, click_cell, grab_pixels
 from tests.session_factory import PLANTED
 

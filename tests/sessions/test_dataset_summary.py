@@ -9,9 +9,9 @@ import h5py
 import numpy as np
 import pytest
 
-from sessions import schema as S
-from sessions import summary_schema as SS
-from sessions.dataset_summary import (
+from massivelens.sessions import schema as S
+from massivelens.sessions import summary_schema as SS
+from massivelens.sessions.dataset_summary import (
     Failure,
     SessionEntry,
     read_summary,
@@ -19,9 +19,9 @@ from sessions.dataset_summary import (
     summary_json,
     write_summary,
 )
-from sessions.reader import SessionError
-from sessions.records import Layout, StepRecord, StreamStats
-from sessions.writer import SessionWriter
+from massivelens.sessions.reader import SessionError
+from massivelens.sessions.records import Layout, StepRecord, StreamStats
+from massivelens.sessions.writer import SessionWriter
 from tests.session_factory import PLANTED, synthetic_info, write_synthetic_session
 
 SCHEMA_DOC = Path(__file__).resolve().parents[2] / "sessions" / "SCHEMA.md"

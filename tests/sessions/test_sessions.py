@@ -7,9 +7,14 @@ import h5py
 import numpy as np
 import pytest
 
-from sessions import schema as S
-from sessions.massive import bottom_channels, summarize, sun_massive, top_channels
-from sessions.reader import SessionError, open_session
+from massivelens.sessions import schema as S
+from massivelens.sessions.massive import (
+    bottom_channels,
+    summarize,
+    sun_massive,
+    top_channels,
+)
+from massivelens.sessions.reader import SessionError, open_session
 from tests.session_factory import PLANTED, write_synthetic_session
 
 

@@ -20,12 +20,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .architectures import Adapter
-from .cancel import CancelToken
-from .defaults import INVERSIONS
-from .errors import BadRequest
-from .generation import Generation, generate
-from .progress import Progress
+from ..cancel import CancelToken
+from ..core.architectures import Adapter
+from ..defaults import INVERSIONS
+from ..errors import BadRequest
+from ..generation import Generation, generate
+from ..progress import Progress
 
 
 def check_supported(pipe) -> None:

@@ -15,20 +15,20 @@ from typing import Callable
 
 import numpy as np
 
-from sessions.massive import bottom_channels, top_channels
-from sessions.reader import open_session
+from massivelens.sessions.massive import bottom_channels, top_channels
+from massivelens.sessions.reader import open_session
 
-from . import defaults
-from .architectures import adapter_for
-from .cancel import CancelToken
+from .. import defaults
+from ..cancel import CancelToken
+from ..core.architectures import adapter_for
+from ..core.interventions import Intervention
+from ..errors import BadRequest
+from ..generation import generate, resolve, to_uint8
+from ..imaging import save_png
+from ..jobs import RecordRequest, record
+from ..loading import ModelSpec, load_pipeline
 from .clip_score import ClipScorer
 from .clusters import iou
-from .errors import BadRequest
-from .generation import generate, resolve, to_uint8
-from .imaging import save_png
-from .interventions import Intervention
-from .jobs import RecordRequest, record
-from .loading import ModelSpec, load_pipeline
 from .metrics import mse, psnr, uses_world, world_score
 
 STRATEGIES = ("top", "bottom", "random")

@@ -18,21 +18,21 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from sessions.massive import top_channels
-from sessions.reader import open_session
+from massivelens.sessions.massive import top_channels
+from massivelens.sessions.reader import open_session
 
-from . import defaults
-from .architectures import adapter_for
-from .cancel import CancelToken
-from .capture import Capture
+from .. import defaults
+from ..cancel import CancelToken
+from ..core.architectures import adapter_for
+from ..core.capture import Capture
+from ..core.interventions import Intervention, ValueSource
+from ..defaults import INVERSION_GUIDANCE, INVERSIONS, MASK_MODES
+from ..errors import BadRequest
+from ..generation import Generation, resolve
+from ..jobs import RecordRequest, record
+from ..loading import ModelSpec, load_pipeline
 from .clusters import cluster_tokens
-from .defaults import INVERSION_GUIDANCE, INVERSIONS, MASK_MODES
-from .errors import BadRequest
-from .generation import Generation, resolve
-from .interventions import Intervention, ValueSource
 from .inversion import load_reference, source_overrides
-from .jobs import RecordRequest, record
-from .loading import ModelSpec, load_pipeline
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 SESSIONS = "sessions"

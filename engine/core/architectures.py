@@ -10,7 +10,7 @@ from typing import Literal
 
 import torch
 
-from .errors import BadRequest, UnsupportedModel
+from ..errors import BadRequest, UnsupportedModel
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from threadpoolctl import ThreadpoolController
 
-from sessions.reader import Session, open_session
+from massivelens.sessions.reader import Session, open_session
 
 
 @cache

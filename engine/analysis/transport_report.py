@@ -14,9 +14,9 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from .imaging import image_grid, save_png
+from ..imaging import image_grid, save_png
+from ..shapes.world import ATTRIBUTES, parse_caption
 from .metrics import mse, psnr, uses_world
-from .shapes.world import ATTRIBUTES, parse_caption
 from .transport import TransportResult
 
 REPORT = "transport.json"
@@ -27,7 +27,7 @@ def attribute_transfer(source_caption: str, target_caption: str, image: np.ndarr
     """Fractions of the attributes that differ between the captions which the world reader finds
     taken from the source, and kept from the target. None when either caption is outside the
     grammar or the captions do not differ."""
-    from .shapes.reader import read
+    from ..shapes.reader import read
 
     try:
         source, target = parse_caption(source_caption), parse_caption(target_caption)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import defaults
-from .shapes.world import ATTRIBUTES, parse_caption
+from .. import defaults
+from ..shapes.world import ATTRIBUTES, parse_caption
 
 PSNR_IDENTICAL = 100.0  # dB reported for identical images, so tables and JSON stay finite
 
@@ -42,7 +42,7 @@ class WorldScore:
 
 
 def world_score(caption: str, image: np.ndarray) -> WorldScore:
-    from .shapes.reader import read
+    from ..shapes.reader import read
 
     truth = parse_caption(caption)
     reading, mask = read(image)

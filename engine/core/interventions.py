@@ -10,7 +10,7 @@ from typing import Callable, Collection, Literal, Mapping, Sequence
 
 import torch
 
-from .errors import BadRequest
+from ..errors import BadRequest
 from .hooks import BlockCall, Streams
 
 Mode = Literal["zero", "mean", "replace"]

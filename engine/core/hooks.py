@@ -12,10 +12,10 @@ from typing import Callable, Protocol, Sequence
 
 import torch
 
+from ..cancel import CancelToken
+from ..errors import EngineError
+from ..progress import Progress
 from .architectures import Adapter, BlockList
-from .cancel import CancelToken
-from .errors import EngineError
-from .progress import Progress
 
 Streams = dict[str, torch.Tensor]
 

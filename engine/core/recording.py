@@ -9,11 +9,10 @@ import math
 import numpy as np
 import torch
 
-from sessions.records import StepRecord, StreamStats
-from sessions.writer import SessionWriter
+from massivelens.sessions.records import StepRecord, StreamStats
+from massivelens.sessions.writer import SessionWriter
 
 from .hooks import BlockCall, Streams
-
 
 MEDIAN_VALUES = 1 << 18  # above this many values, the median is taken over a token subsample
 

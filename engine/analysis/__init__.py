@@ -1,0 +1,1 @@
+"""Analyses built on the hook layer: the disruption probe, token clusters, transport and their metrics."""
