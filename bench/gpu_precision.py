@@ -61,7 +61,7 @@ def compare(session: Path, reference: Path) -> dict:
         sets = [len(set(a) & set(b)) / len(set(a) | set(b))
                 for a, b in zip(top.reshape(-1, top.shape[-1]), ref_top.reshape(-1, ref_top.shape[-1]))]
         stats = np.concatenate([s.mean_abs().ravel(), s.max_abs().ravel()])
-        mse = np.mean((s.image().astype(np.float64) - ref.image().astype(np.float64)) ** 2)
+        mse = np.mean((s.image.astype(np.float64) - ref.image.astype(np.float64)) ** 2)
         return {"top1": float(np.mean(top[..., 0] == ref_top[..., 0])), "jaccard": float(np.mean(sets)),
                 "max_abs": float(np.nanmax(s.max_abs())), "finite": bool(np.isfinite(stats).all()),
                 "psnr": float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))}

@@ -32,7 +32,7 @@ def reference_masks(sessions: list[Path], masks: list[Path] | None) -> list[np.n
     out = []
     for path in sessions:
         with open_session(path) as s:
-            model, image = s.info["model"], s.image()
+            model, image = s.info["model"], s.image
         if image is None or not uses_world(model):
             raise BadRequest(f"{path}: give --masks (no image, or a model outside the Shapes world)")
         out.append(read(image)[1])

@@ -1,4 +1,5 @@
-"""`python main.py export FILE.h5 --out DIR`: the image and the summary, for use outside MassiveLens."""
+"""`python main.py export FILE.h5 --out DIR`: the image, the summary and a plain-diffusers script that makes
+the image again, for use outside MassiveLens."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +10,7 @@ NAME = "export"
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser(NAME, help="write a session's image and summary to a folder")
+    p = sub.add_parser(NAME, help="write a session's image, summary and reproduce.py to a folder")
     p.add_argument("session", type=Path)
     p.add_argument("--out", required=True, type=Path)
 
@@ -18,16 +19,20 @@ def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from massivelens.sessions.reader import SessionError, open_session
+    from massivelens.sessions.reproduce import write_reproduction
 
     from .inspect import summary
 
     data = summary(args.session)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "summary.json").write_text(json.dumps(data, indent=1))
+    written = [args.out / "summary.json"]
+    written[0].write_text(json.dumps(data, indent=1))
     with open_session(args.session) as s:
-        image = s.image()
+        image = s.image
+        if s.call:
+            written += write_reproduction(s, args.out)
     if image is None:
-        raise SessionError(f"{args.session}: incomplete session has no image; wrote {args.out / 'summary.json'} only")
+        raise SessionError(f"{args.session}: no image (the run did not finish, or returned latents); wrote {', '.join(map(str, written))}")
     Image.fromarray(image).save(args.out / "image.png")
-    print(f"wrote {args.out / 'image.png'} and {args.out / 'summary.json'}")
+    print(f"wrote {', '.join(str(p) for p in [args.out / 'image.png', *written])}")
     return 0

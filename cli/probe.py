@@ -5,7 +5,6 @@ import argparse
 from pathlib import Path
 
 from massivelens.engine import defaults
-from massivelens.engine.analysis.probe import KS, STRATEGIES
 
 from .record import add_generation_arguments
 
@@ -13,8 +12,8 @@ NAME = "probe"
 
 
 def add_probe_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ks", nargs="+", type=int, default=list(KS), help="numbers of channels to disrupt per block")
-    p.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
+    p.add_argument("--ks", nargs="+", type=int, default=list(defaults.PROBE_KS), help="numbers of channels to disrupt per block")
+    p.add_argument("--strategies", nargs="+", choices=defaults.STRATEGIES, default=list(defaults.STRATEGIES))
     p.add_argument("--draws", type=int, default=3, help="random draws per k for the random strategy")
     p.add_argument("--mode", choices=("zero", "mean"), default="zero", help="set channels to zero or to their mean")
     p.add_argument("--blocks", nargs="*", help="blocks to disrupt (default: all)")

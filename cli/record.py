@@ -15,7 +15,7 @@ def add_generation_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=defaults.DTYPES, default=defaults.DTYPE)
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--offload", action="store_true", help="accelerate model CPU offload (needs a CUDA device)")
-    p.add_argument("--negative-prompt", default="")
+    p.add_argument("--negative-prompt", help="(default: none, or the model folder's)")
     p.add_argument("--seed", type=int, default=defaults.SEED)
     p.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
     p.add_argument("--guidance", type=float, help="guidance scale (default: the model's)")

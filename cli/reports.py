@@ -43,7 +43,7 @@ def _probe_grid(result: ProbeResult, out: Path) -> Image.Image:
     from massivelens.sessions.reader import open_session
 
     with open_session(result.sessions[0]) as s:
-        baseline = s.image()
+        baseline = s.image
     cells = []
     for strategy in strategies:
         by_k = {r.k: np.asarray(Image.open(out / "images" / r.image)) for r in rows if r.strategy == strategy}
@@ -89,7 +89,7 @@ def overlays(sessions: list[Path], rows: list[ClusterRow], out: Path, n_clusters
         mine = [r for r in rows if r.session == path.name and r.strategy == "top"]
         best = max(mine, key=lambda r: r.iou)
         with open_session(path) as s:
-            image = s.image()
+            image = s.image
             block = s.blocks("image").index(best.block)
             masks = session_masks(s, best.step, block, n_clusters)
         cells = [[image] + [overlay(image, mask) for mask in masks.values()]]

@@ -4,16 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from massivelens.engine.analysis.transport import (
-    ALPHAS,
-    TransportRequest,
-    parse_window,
-    transport,
-)
-from massivelens.engine.analysis.transport_report import save
-from massivelens.engine.defaults import INVERSION_GUIDANCE, INVERSIONS, MASK_MODES
+from massivelens.engine.defaults import ALPHAS, INVERSION_GUIDANCE, INVERSIONS, MASK_MODES
 from massivelens.engine.errors import BadRequest
-from massivelens.engine.loading import ModelSpec
 
 from .record import add_generation_arguments
 
@@ -21,6 +13,8 @@ NAME = "transport"
 
 
 def step_window(text: str) -> tuple[int | None, int | None]:
+    from massivelens.engine.analysis.transport import parse_window
+
     try:
         return parse_window(text)
     except BadRequest as exc:
@@ -50,6 +44,10 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from massivelens.engine.analysis.transport import TransportRequest, transport
+    from massivelens.engine.analysis.transport_report import save
+    from massivelens.engine.loading import ModelSpec
+
     from .console import StepBar, quiet_libraries
 
     quiet_libraries()

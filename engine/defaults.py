@@ -20,6 +20,11 @@ SEED = 0
 DTYPE = "fp32"
 DTYPES = ("fp32", "bf16", "fp16")
 
+# The disruption probe: channel sets and how many channels of each are zeroed.
+STRATEGIES = ("top", "bottom", "random")
+PROBE_KS = (1, 2, 4, 8, 16)
+ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
 # Transport: where channels are copied (the default first) and how a reference image becomes a trajectory.
 MASK_MODES = ("all", "union", "source", "target")
 INVERSIONS = ("euler", "noise")

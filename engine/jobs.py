@@ -1,24 +1,23 @@
-"""The job API that the CLI and the app's worker both call: request in, session file out."""
+"""The record job that the CLI, the app's worker and the batch call: request in, session file out.
+
+It loads the model, turns the request's settings into a pipeline call (engine.generation) and records
+that call through the public API (engine.api), like a user recording their own pipeline would.
+"""
 from __future__ import annotations
 
-import functools
-import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from massivelens.sessions.records import Layout, RunInfo
-from massivelens.sessions.schema import CONTROL_SETS
-from massivelens.sessions.writer import SessionWriter
+import torch
 
 from . import defaults
+from .api import recording
 from .cancel import CancelToken
-from .core.architectures import adapter_for
 from .core.hooks import Observer
-from .core.recording import Recorder
-from .errors import BadRequest
-from .generation import Generation, generate, resolve, to_uint8
-from .loading import ModelSpec, load_pipeline
+from .errors import OutOfMemory
+from .generation import Generation, call_kwargs, resolve
+from .loading import ModelSpec, load_pipeline, model_source
 from .progress import Progress
 
 ProgressFn = Callable[[Progress], None]
@@ -26,12 +25,12 @@ ProgressFn = Callable[[Progress], None]
 
 @dataclass
 class RecordRequest:
-    """One generation to record. None means: the model's default."""
+    """One generation to record. None (and an empty negative prompt) means: the model's default."""
 
     prompt: str
     out: Path
     model: str = defaults.DEFAULT_MODEL
-    negative_prompt: str = ""
+    negative_prompt: str | None = None
     seed: int = defaults.SEED
     steps: int | None = None
     guidance: float | None = None
@@ -50,6 +49,9 @@ class RecordRequest:
     def spec(self) -> ModelSpec:
         return ModelSpec(self.model, self.dtype, self.device, self.offload)
 
+    def generation(self) -> Generation:
+        return resolve(self.model, self.prompt, self.negative_prompt, self.seed, self.steps, self.guidance, self.height, self.width)
+
 
 def record(
     request: RecordRequest,
@@ -66,74 +68,27 @@ def record(
     `kind` and `extra` name the job in the file (a transport result names its source and target);
     `call_overrides` go to the pipeline call (e.g. starting latents from an inversion).
     """
-    if request.k < 1:
-        raise BadRequest(f"k must be at least 1, got {request.k}")
-    unknown_sets = set(request.control_sets) - set(CONTROL_SETS)
-    if unknown_sets:
-        raise BadRequest(f"unknown control set(s) {', '.join(sorted(unknown_sets))}; use {', '.join(CONTROL_SETS)}")
+    gen = request.generation()
     pipe = load_pipeline(request.spec)
-    adapter = adapter_for(pipe.transformer)
-    gen = resolve(
-        pipe, request.model, request.prompt, request.negative_prompt, request.seed,
-        request.steps, request.guidance, request.height, request.width,
-    )
-    streams = adapter.stream_blocks(pipe.transformer)
-    unknown = sorted(set(request.hidden_blocks) - set(streams["image"]))
-    if unknown:
-        raise BadRequest(f"unknown block(s) {', '.join(unknown)}; blocks are {streams['image'][0]} ... {streams['image'][-1]}")
-    width = transformer_width(pipe.transformer)
-    layout = Layout(
-        blocks=streams,
-        channels={stream: width for stream in streams},
-        grid=adapter.grid(pipe, gen.height, gen.width),
-        hidden_blocks=tuple(request.hidden_blocks),
-        hidden_steps=tuple(range(gen.steps)) if request.hidden_steps is None else tuple(request.hidden_steps),
-        control_sets=tuple(request.control_sets),
-    )
-    info = run_info(pipe, request, gen, kind, extra)
-    with SessionWriter(request.out, info, layout, overwrite=request.overwrite) as writer:
-        recorder = Recorder(writer, request.k, seed=gen.seed)
-        image = generate(pipe, adapter, gen, [*observers, recorder], cancel, progress, call_overrides)
-        writer.finish(to_uint8(image))
-    return Path(request.out)
+    kwargs = {**call_kwargs(pipe, gen), **(call_overrides or {})}
+    with recording(
+        pipe, request.out, k=request.k, controls=request.control_sets, hidden_blocks=request.hidden_blocks,
+        hidden_steps=request.hidden_steps, overwrite=request.overwrite, observers=observers, progress=progress,
+        cancel=cancel, kind=kind, extra=extra, model=model_source(request.model), notes=_notes(request),
+    ) as rec:
+        run(pipe, kwargs)
+    return rec.paths[0] if rec.paths else Path(request.out)
 
 
-def transformer_width(transformer) -> int:
-    config = transformer.config
-    return int(config.num_attention_heads * config.attention_head_dim)
+def run(pipe, kwargs: dict):
+    """Call the pipeline; running out of memory becomes a message with what to try."""
+    try:
+        return pipe(**kwargs)
+    except torch.OutOfMemoryError as exc:
+        raise OutOfMemory(f"out of memory on {pipe.device}: try a smaller size, bf16, or --offload") from exc
 
 
-def run_info(pipe, request: RecordRequest, gen: Generation, kind: str = "record", extra: dict | None = None) -> RunInfo:
-    return RunInfo(
-        model=request.model,
-        pipeline_class=type(pipe).__name__,
-        transformer_class=type(pipe.transformer).__name__,
-        dtype=request.dtype,
-        device=str(pipe.device),
-        prompt=gen.prompt,
-        negative_prompt=gen.negative_prompt,
-        seed=gen.seed,
-        steps=gen.steps,
-        guidance=gen.guidance,
-        height=gen.height,
-        width=gen.width,
-        k=request.k,
-        scheduler=type(pipe.scheduler).__name__,
-        kind=kind,
-        transformer_config=dict(pipe.transformer.config),
-        scheduler_config=dict(pipe.scheduler.config),
-        versions=dict(library_versions()),
-        extra=extra or {},
-    )
-
-
-@functools.cache
-def library_versions() -> dict[str, str]:
-    """Looked up once per process: package metadata scans cost milliseconds per call in a batch."""
-    out = {}
-    for name in ("massivelens", "torch", "diffusers", "transformers", "accelerate", "h5py", "numpy"):
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+def _notes(request: RecordRequest) -> list[str]:
+    """Where the call departs from the pipeline's own defaults, and why."""
+    own = {k: v for k, v in defaults.model_defaults(request.model).items() if k != "world"}
+    return [f"settings from the model folder's {defaults.MODEL_DEFAULTS_FILE}: {own}"] if own else []

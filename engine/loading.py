@@ -60,6 +60,12 @@ def load_pipeline(spec: ModelSpec):
 
 
 
+def model_source(model: str) -> str:
+    """A local folder as an absolute path (a session names it so from anywhere), a hub id as it is."""
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.is_dir() else model
+
+
 def _check_local(model: str) -> None:
     path = Path(model).expanduser()
     looks_local = path.is_absolute() or model.startswith((".", "~")) or path.exists()

@@ -91,4 +91,4 @@ class ProbeReport:
 
     def baseline_image(self, prompt_index: int, seed: int) -> np.ndarray | None:
         with open_session(self.baselines[(prompt_index, seed)]) as session:
-            return session.image()
+            return session.image

@@ -96,7 +96,7 @@ class SessionData:
 
     @cached_property
     def image(self) -> np.ndarray | None:
-        return self.session.image()
+        return self.session.image
 
     def blocks(self, stream: str) -> list[str]:
         return self.stats(stream).blocks

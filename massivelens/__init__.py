@@ -17,6 +17,10 @@ if (_checkout / "pyproject.toml").is_file() and (_checkout / "engine" / "__init_
     __path__.append(str(_checkout))  # noqa: F821 - a package's own __path__
 
 _API = {
+    "record": "massivelens.engine.api",
+    "recording": "massivelens.engine.api",
+    "zero_channels": "massivelens.engine.api",
+    "RecordingError": "massivelens.engine.api",
     "open_session": "massivelens.sessions.reader",
     "Session": "massivelens.sessions.reader",
     "SessionError": "massivelens.sessions.reader",

@@ -35,6 +35,25 @@ def max_over_median(max_abs: np.ndarray, median_abs: np.ndarray) -> np.ndarray:
     return max_abs.max(axis=-1) / np.maximum(median_abs, np.finfo(np.float32).tiny)
 
 
+RULES = ("topk", "sun")
+
+
+def massive_channels(session: Session, rule: str = "topk", stream: str = "image", k: int | None = None) -> dict[str, list[int]]:
+    """Per block of a stream, over the finished steps: the paper's top-k channels by mean |x| (largest
+    first), or the channels Sun et al.'s rule marks at some step (ascending)."""
+    if rule not in RULES:
+        raise ValueError(f"unknown rule {rule!r}; use {' or '.join(RULES)}")
+    if session.steps_done == 0:
+        return {}
+    if rule == "topk":
+        ids = top_channels(session.mean_abs(stream).mean(axis=0), k or session.k)
+        chosen = [[int(c) for c in row] for row in ids]
+    else:
+        marked = sun_massive(session.max_abs(stream), session.median_abs(stream)).any(axis=0)
+        chosen = [[int(c) for c in np.flatnonzero(row)] for row in marked]
+    return dict(zip(session.blocks(stream), chosen))
+
+
 @dataclass
 class BlockSummary:
     block: str

@@ -72,6 +72,34 @@ class Session:
         return out
 
     @property
+    def call(self) -> dict[str, Any]:
+        """The pipeline call as made (schema v2; {} in older files): `kwargs` as given, `defaults` of the
+        pipeline in effect, the generator, what was not stored and why, and the pipeline's set-up."""
+        ds = self._file.get(S.CALL)
+        if ds is None:
+            return {}
+        return json.loads(_plain(_read(ds, ())))
+
+    def call_inputs(self) -> dict[str, tuple[np.ndarray, str, str]]:
+        """Array arguments of the call: name -> (values, kind, torch dtype)."""
+        group = self._file.get(S.CALL_INPUTS)
+        if group is None:
+            return {}
+        return {
+            name: (_read(ds), _plain(ds.attrs[S.INPUT_KIND_ATTR]), _plain(ds.attrs[S.INPUT_DTYPE_ATTR]))
+            for name, ds in group.items()
+        }
+
+    @property
+    def image_index(self) -> int:
+        """Which image of its pipeline call the session holds (of `images_in_call`)."""
+        return int(self._file.attrs.get(S.ATTR_IMAGE_INDEX, 0))
+
+    @property
+    def images_in_call(self) -> int:
+        return int(self._file.attrs.get(S.ATTR_IMAGES, 1))
+
+    @property
     def complete(self) -> bool:
         return bool(self._file.attrs[S.ATTR_COMPLETE])
 
@@ -129,8 +157,9 @@ class Session:
         """Image stream: (blocks, k) channel ids at one step, largest mean |x| first."""
         return self.set_channels("top", step)
 
-    def top_maps(self, step: int, block: int) -> np.ndarray:
-        """Image stream: (k, h, w) signed token maps of the top-k channels of one block and step."""
+    def top_maps(self, step: int | None = None, block: int | None = None) -> np.ndarray:
+        """Image stream: signed token maps of the top-k channels, (k, h, w) for one block and step;
+        leave out the block for (blocks, k, h, w), the step too for (steps_done, blocks, k, h, w)."""
         return self.set_maps("top", step, block)
 
     @property
@@ -143,10 +172,11 @@ class Session:
             raise SessionError(f"{self.path}: channel set {name!r} was not recorded (recorded: {', '.join(self.channel_sets)})")
         return self._stat("image", f"{name}_channels", step)
 
-    def set_maps(self, name: str, step: int, block: int) -> np.ndarray:
-        """(k, h, w) signed token maps of one channel set at one block and step."""
+    def set_maps(self, name: str, step: int | None = None, block: int | None = None) -> np.ndarray:
+        """Signed token maps of one channel set: (k, h, w) at one block and step (see top_maps)."""
         self.set_channels(name, step)
-        return _read(self._file[f"image/{name}_maps"], (step, block))
+        key = slice(0, self.steps_done) if step is None else step
+        return _read(self._file[f"image/{name}_maps"], (key,) if block is None else (key, block))
 
     def token_map(self, step: int, block: int, channel: int) -> np.ndarray | None:
         """(h, w) map of one channel, from the top-k maps or the full hidden states; None if not recorded."""
@@ -171,9 +201,18 @@ class Session:
             return None
         return ds, [int(s) for s in ds.attrs[S.HIDDEN_STEPS_ATTR]]
 
+    @property
     def image(self) -> np.ndarray | None:
+        """The generated image, uint8 (H, W, 3); None until the run completes (or when the call returned latents)."""
         ds = self._file.get(S.IMAGE)
         return None if ds is None else _read(ds)
+
+    def massive(self, rule: str = "topk", stream: str = "image", k: int | None = None) -> dict[str, list[int]]:
+        """Massive channels per block over the finished steps: "topk", the paper's k channels of largest
+        mean |x| (k: the session's); "sun", Sun et al.'s |x| > 100 and > 1000x the median at some step."""
+        from .massive import massive_channels
+
+        return massive_channels(self, rule, stream, k)
 
     # Lifetime ------------------------------------------------------------------------------------
     def close(self) -> None:

@@ -29,6 +29,19 @@ class RunInfo:
     scheduler_config: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+    call: dict = field(default_factory=dict)  # the pipeline call as made (engine.core.calls.CallRecord.describe)
+    call_inputs: dict[str, "CallInput"] = field(default_factory=dict)  # its array arguments
+    image_index: int = 0
+    images_in_call: int = 1
+
+
+@dataclass
+class CallInput:
+    """One array argument of a pipeline call, kept so the call can be made again."""
+
+    values: np.ndarray
+    kind: str  # "tensor", "array" or "pil"
+    dtype: str = ""  # the torch dtype of a tensor (stored as float32 when numpy has no such type)
 
 
 @dataclass

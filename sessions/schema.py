@@ -6,7 +6,7 @@ SCHEMA.md beside this file documents the same layout for readers who use plain h
 from __future__ import annotations
 
 SCHEMA_NAME = "massivelens.session"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the exact pipeline call, one session per image of a call
 
 STREAMS = ("image", "text")
 
@@ -16,6 +16,8 @@ ATTR_VERSION = "schema_version"
 ATTR_COMPLETE = "complete"
 ATTR_STEPS_DONE = "steps_done"
 ATTR_KIND = "kind"
+ATTR_IMAGE_INDEX = "image_index"  # which image of the pipeline call this session holds (v2)
+ATTR_IMAGES = "images_in_call"  # how many images the call made, one session each (v2)
 RUN_ATTRS = (
     "model",
     "pipeline_class",
@@ -50,6 +52,10 @@ CONTROL_SETS = ("bottom", "random")
 HIDDEN = "hidden"  # hidden/<stream>/<block>: (len(steps attr), tokens, channels)
 HIDDEN_STEPS_ATTR = "steps"
 IMAGE = "output/image"  # (H, W, 3) uint8
+CALL = "call"  # scalar JSON string: the pipeline call as made (v2), see SCHEMA.md
+CALL_INPUTS = "call_inputs"  # call_inputs/<argument>: array arguments of the call (latents, embeddings, images)
+INPUT_KIND_ATTR = "kind"  # "tensor" (with its torch dtype in INPUT_DTYPE_ATTR), "array" or "pil"
+INPUT_DTYPE_ATTR = "dtype"
 
 # Sun et al. (2024): a massive activation is > 100 in magnitude and > 1000x the median.
 SUN_ABSOLUTE = 100.0

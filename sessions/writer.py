@@ -27,6 +27,7 @@ class SessionWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.layout = layout
         self.info = info
+        self._by_step: list[str] = []  # datasets whose first axis is the step
         self._file = h5py.File(self.path, "w")
         self._write_header(info, layout)
         self._file.flush()
@@ -38,13 +39,20 @@ class SessionWriter:
         f.attrs[S.ATTR_COMPLETE] = False
         f.attrs[S.ATTR_STEPS_DONE] = 0
         f.attrs[S.ATTR_KIND] = info.kind
+        f.attrs[S.ATTR_IMAGE_INDEX] = info.image_index
+        f.attrs[S.ATTR_IMAGES] = info.images_in_call
         for name in S.RUN_ATTRS:
             if name != "created":
                 f.attrs[name] = getattr(info, name)
         f.attrs["created"] = str(np.datetime_as_string(np.datetime64("now"), unit="s"))
         for name in S.JSON_ATTRS:
             f.attrs[name] = json.dumps(getattr(info, name), default=str, sort_keys=True)
-        f.create_dataset(S.TIMESTEPS, data=np.full(info.steps, np.nan))
+        f.create_dataset(S.CALL, data=json.dumps(info.call, default=str, sort_keys=True), dtype=h5py.string_dtype())
+        for name, item in info.call_inputs.items():
+            ds = f.create_dataset(f"{S.CALL_INPUTS}/{name}", data=item.values)
+            ds.attrs[S.INPUT_KIND_ATTR] = item.kind
+            ds.attrs[S.INPUT_DTYPE_ATTR] = item.dtype
+        self._create(S.TIMESTEPS, (info.steps,), np.float64, (max(1, info.steps),))
         f.create_dataset(S.GRID, data=np.asarray(layout.grid, dtype=np.int64))
         steps, (h, w), k = info.steps, layout.grid, info.k
         for stream, names in layout.blocks.items():
@@ -61,11 +69,20 @@ class SessionWriter:
             self._create(f"image/{name}_maps", (steps, n_img, k, h, w), np.float32, (1, 1, k, h, w))
 
     def _create(self, name: str, shape: tuple, dtype, chunks: tuple, fill=np.nan) -> None:
-        self._file.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks, fillvalue=fill)
+        """A dataset whose first axis is steps: it can grow past the planned count (a scheduler that
+        adds steps) and is cut to the steps done when the run finishes."""
+        self._file.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks, fillvalue=fill, maxshape=(None, *shape[1:]))
+        self._by_step.append(name)
+
+    def _resize_steps(self, steps: int) -> None:
+        for name in self._by_step:
+            self._file[name].resize(steps, axis=0)
 
     def write_step(self, record: StepRecord) -> None:
         """Write one step, flush, then mark it done: the mark never runs ahead of the data."""
         f, s = self._file, record.step
+        if s >= f[S.TIMESTEPS].shape[0]:
+            self._resize_steps(s + 1)
         f[S.TIMESTEPS][s] = record.timestep
         for stream, stats in record.stats.items():
             f[f"{stream}/{S.MEAN_ABS}"][s] = stats.mean_abs
@@ -86,16 +103,22 @@ class SessionWriter:
         name = f"{S.HIDDEN}/{stream}/{block}"
         if name not in self._file:
             shape = (len(self.layout.hidden_steps), *values.shape)
-            ds = self._file.create_dataset(
-                name, shape=shape, dtype=np.float32, chunks=(1, *values.shape), fillvalue=np.nan
-            )
+            ds = self._file.create_dataset(name, shape=shape, dtype=np.float32, chunks=(1, *values.shape), fillvalue=np.nan)
             ds.attrs[S.HIDDEN_STEPS_ATTR] = np.asarray(self.layout.hidden_steps, dtype=np.int64)
         return self._file[name]
 
-    def finish(self, image: np.ndarray) -> None:
-        """Store the final image and mark the session complete."""
-        self._file.create_dataset(S.IMAGE, data=np.asarray(image, dtype=np.uint8))
-        self._file.flush()
+    def finish(self, image: np.ndarray | None) -> None:
+        """Store the final image (None when the call returned latents), record the steps actually run
+        and the image size, and mark the session complete."""
+        f = self._file
+        done = int(f.attrs[S.ATTR_STEPS_DONE])
+        if done != f[S.TIMESTEPS].shape[0]:
+            self._resize_steps(done)
+        f.attrs["steps"] = done
+        if image is not None:
+            f.create_dataset(S.IMAGE, data=np.asarray(image, dtype=np.uint8))
+            f.attrs["height"], f.attrs["width"] = (int(n) for n in image.shape[:2])
+        f.flush()
         self._file.attrs[S.ATTR_COMPLETE] = True
         self.close()
 

@@ -330,7 +330,7 @@ def _pixart() -> PixArtSigmaPipeline:
         num_layers=2,
         cross_attention_dim=32,
         caption_channels=32,
-        sample_size=8,
+        sample_size=32,  # the smallest size with resolution bins (256 px), so the pipeline's default binning runs
         patch_size=2,
         use_additional_conditions=False,
     )
@@ -371,7 +371,7 @@ def _sana() -> SanaPipeline:
         cross_attention_head_dim=16,
         cross_attention_dim=32,
         caption_channels=16,
-        sample_size=32,
+        sample_size=16,  # the smallest size with resolution bins (512 px), so the pipeline's default binning runs
         patch_size=1,
     )
     # Six levels like DC-AE f32c32, so vae_scale_factor is 32.

@@ -22,9 +22,11 @@ import torch
 
 from ..cancel import CancelToken
 from ..core.architectures import Adapter
+from ..core.hooks import BlockHooks
 from ..defaults import INVERSIONS
 from ..errors import BadRequest
-from ..generation import Generation, generate
+from ..generation import Generation, call_kwargs
+from ..jobs import run
 from ..progress import Progress
 
 
@@ -94,8 +96,8 @@ def invert(
 
     overrides = dict(latents=x0, sigmas=ascending_sigmas(gen.steps), callback_on_step_end=keep_and_stop,
                      callback_on_step_end_tensor_inputs=["latents"])
-    with np.errstate(divide="ignore"):  # the exponential time shift divides by sigma = 0 (and returns 0)
-        generate(pipe, adapter, gen, (), cancel, progress, overrides)
+    with np.errstate(divide="ignore"), BlockHooks(pipe, cancel=cancel, progress=progress, adapter=adapter):
+        run(pipe, {**call_kwargs(pipe, gen), **overrides})  # the exponential time shift divides by sigma = 0 (and returns 0)
     return kept["noise"]
 
 

@@ -19,20 +19,19 @@ from massivelens.sessions.massive import bottom_channels, top_channels
 from massivelens.sessions.reader import open_session
 
 from .. import defaults
+from ..api import zero_channels
 from ..cancel import CancelToken
 from ..core.architectures import adapter_for
-from ..core.interventions import Intervention
+from ..core.calls import output_images
+from ..defaults import PROBE_KS, STRATEGIES
 from ..errors import BadRequest
-from ..generation import generate, resolve, to_uint8
+from ..generation import Generation, call_kwargs, resolve
 from ..imaging import save_png
-from ..jobs import RecordRequest, record
+from ..jobs import RecordRequest, record, run
 from ..loading import ModelSpec, load_pipeline
 from .clip_score import ClipScorer
 from .clusters import iou
 from .metrics import mse, psnr, uses_world, world_score
-
-STRATEGIES = ("top", "bottom", "random")
-KS = (1, 2, 4, 8, 16)
 
 
 @dataclass
@@ -41,12 +40,12 @@ class ProbeRequest:
     out: Path
     spec: ModelSpec = field(default_factory=lambda: ModelSpec(defaults.DEFAULT_MODEL))
     seeds: tuple[int, ...] = (defaults.SEED,)
-    ks: tuple[int, ...] = KS
+    ks: tuple[int, ...] = PROBE_KS
     strategies: tuple[str, ...] = STRATEGIES
     draws: int = 3
     mode: str = "zero"
     blocks: tuple[str, ...] | None = None
-    negative_prompt: str = ""
+    negative_prompt: str | None = None
     steps: int | None = None
     guidance: float | None = None
     height: int | None = None
@@ -112,9 +111,8 @@ def probe(
     """Run the whole probe; images go to out/images, baseline sessions to out/sessions."""
     _validate(request)
     pipe = load_pipeline(request.spec)
-    adapter = adapter_for(pipe.transformer)
     world = uses_world(request.spec.model)
-    names = [name for name, _, _ in adapter.blocks(pipe.transformer)]
+    names = adapter_for(pipe.transformer).block_names(pipe.transformer)
     unknown = set(request.blocks or ()) - set(names)
     if unknown:
         raise BadRequest(f"unknown block(s) {', '.join(sorted(unknown))}")
@@ -126,12 +124,12 @@ def probe(
     rows, sessions, baseline_scores = [], [], []
     for index, prompt in enumerate(request.prompts):
         for seed in request.seeds:
-            gen = resolve(pipe, request.spec.model, prompt, request.negative_prompt, seed,
+            gen = resolve(request.spec.model, prompt, request.negative_prompt, seed,
                           request.steps, request.guidance, request.height, request.width)
             session = record(_baseline_request(request, gen, index), cancel=cancel)
             sessions.append(session)
             with open_session(session) as s:
-                baseline, mean = s.image(), s.mean_abs("image").mean(axis=0)
+                baseline, mean = s.image, s.mean_abs("image").mean(axis=0)
             base_score = world_score(prompt, baseline) if world else None
             if base_score:
                 baseline_scores.append(base_score.accuracy)
@@ -141,7 +139,7 @@ def probe(
                     progress(done, total, f"prompt {index + 1}, seed {seed}: {strategy}-{k}")
                 ids = choose_channels(strategy, mean, k, np.random.default_rng([seed, k, draw]))
                 channels = {n: [int(c) for c in ids[i]] for i, n in enumerate(names) if n in chosen}
-                image = to_uint8(generate(pipe, adapter, gen, [Intervention(channels, request.mode)], cancel))
+                image = zeroed_image(pipe, gen, channels, request.mode, cancel)
                 name = f"{index:03d}-seed{seed}-{strategy}-k{k}-d{draw}.png"
                 save_png(image, request.out / "images" / name)
                 score = world_score(prompt, image) if world else None
@@ -157,6 +155,12 @@ def probe(
         progress(total, total, "done")
     baseline_accuracy = float(np.mean(baseline_scores)) if baseline_scores else None
     return ProbeResult(request.spec.model, rows, baseline_accuracy, sessions)
+
+
+def zeroed_image(pipe, gen: Generation, channels: dict[str, list[int]], mode: str, cancel: CancelToken | None = None) -> np.ndarray:
+    """The generation's image with those channels zeroed (or set to their mean) at every step."""
+    with zero_channels(pipe, channels, mode=mode, cancel=cancel):
+        return output_images(run(pipe, call_kwargs(pipe, gen)), 1, "pil")[0]
 
 
 def _validate(request: ProbeRequest) -> None:

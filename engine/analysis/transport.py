@@ -26,15 +26,14 @@ from ..cancel import CancelToken
 from ..core.architectures import adapter_for
 from ..core.capture import Capture
 from ..core.interventions import Intervention, ValueSource
-from ..defaults import INVERSION_GUIDANCE, INVERSIONS, MASK_MODES
+from ..defaults import ALPHAS, INVERSION_GUIDANCE, INVERSIONS, MASK_MODES
 from ..errors import BadRequest
-from ..generation import Generation, resolve
+from ..generation import Generation, default_size, default_steps, resolve
 from ..jobs import RecordRequest, record
 from ..loading import ModelSpec, load_pipeline
 from .clusters import cluster_tokens
 from .inversion import load_reference, source_overrides
 
-ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 SESSIONS = "sessions"
 NO_CAPTION = "(reference image, no caption)"
 
@@ -66,7 +65,7 @@ class TransportRequest:
     mask_step: int | None = None
     mask_block: int | None = None
     spec: ModelSpec = field(default_factory=lambda: ModelSpec(defaults.DEFAULT_MODEL))
-    negative_prompt: str = ""
+    negative_prompt: str | None = None
     seed: int = defaults.SEED
     steps: int | None = None
     guidance: float | None = None
@@ -190,11 +189,11 @@ def transport(
     _validate(request)
     pipe = load_pipeline(request.spec)
     adapter = adapter_for(pipe.transformer)
-    target = _resolve(pipe, request, request.target_prompt)
+    target = _resolve(pipe, request)
     source = replace(target, prompt=request.source_prompt or request.source_caption.strip())
     if request.source_image is not None:
         source = replace(source, guidance=request.inversion_guidance)
-    names = [name for name, _, _ in adapter.blocks(pipe.transformer)]
+    names = adapter.block_names(pipe.transformer)
     blocks = select_blocks(request.blocks, names)
     window = step_window(request.window, target.steps)
     total = 2 + len(request.alphas) + (request.source_image is not None)
@@ -249,10 +248,13 @@ def _validate(request: TransportRequest) -> None:
         raise BadRequest(f"k must be at least 1, got {request.k}")
 
 
-def _resolve(pipe, request: TransportRequest, prompt: str) -> Generation:
-    """Source and target share every setting but the prompt, the seed included."""
-    return resolve(pipe, request.spec.model, prompt, request.negative_prompt, request.seed,
-                   request.steps, request.guidance, request.height, request.width)
+def _resolve(pipe, request: TransportRequest) -> Generation:
+    """The target's settings, made concrete: the step window and a reference image need the number
+    of steps and the size. Source and target share every setting but the prompt, the seed included."""
+    gen = resolve(request.spec.model, request.target_prompt, request.negative_prompt, request.seed,
+                  request.steps, request.guidance, request.height, request.width)
+    height, width = default_size(pipe, gen)
+    return replace(gen, steps=default_steps(pipe, gen), height=height, width=width)
 
 
 def _reporter(progress: Callable[[int, int, str], None] | None, total: int) -> Callable[[str], None]:
@@ -302,4 +304,4 @@ def _extra(request: TransportRequest, source: Generation, blocks: list[str], win
 
 def _image(session: Path) -> np.ndarray:
     with open_session(session) as s:
-        return s.image()
+        return s.image

@@ -1,9 +1,11 @@
 """Forward hooks on every block of a pipeline's transformer, shared by recording and interventions.
 
 One `BlockHooks` context tracks the denoising step and the guidance branch of each transformer
-call, splits each block's output into image/text streams through the adapter, hands them to
-observers (which may return replacements), checks the cancel token and reports progress. Hooks
-are removed on every exit path, so an aborted run leaves the pipeline exactly as it was.
+call, reads the token grid off the call itself (so resolution binning, a user's latents or any
+size a pipeline picks are seen as the transformer sees them), splits each block's output into
+image/text streams through the adapter, hands them to observers (which may return replacements),
+checks the cancel token and reports progress. Hooks are removed on every exit path, so an aborted
+run leaves the pipeline exactly as it was.
 """
 from __future__ import annotations
 
@@ -15,19 +17,22 @@ import torch
 from ..cancel import CancelToken
 from ..errors import EngineError
 from ..progress import Progress
-from .architectures import Adapter, BlockList
+from .architectures import Adapter, BlockList, Grid, adapter_for
 
 Streams = dict[str, torch.Tensor]
 
 
 @dataclass(frozen=True)
 class BlockCall:
-    """Where one block call sits: block name and position, denoising step, and which batch rows
-    belong to which guidance branch ("cond", "uncond")."""
+    """Where one block call sits: block name and position, denoising step (of `steps` planned), the
+    token grid, and which batch rows belong to which guidance branch ("cond", "uncond"; rows of
+    several images are consecutive within a branch)."""
 
     name: str
     position: int
     step: int
+    steps: int
+    grid: Grid
     branches: dict[str, slice]
 
 
@@ -39,34 +44,49 @@ class Observer(Protocol):
         """Called once a step's last transformer call has finished."""
 
 
+def planned_steps(scheduler) -> int:
+    """Transformer timesteps the scheduler is set up for, from the one it starts at (img2img skips some)."""
+    timesteps = getattr(scheduler, "timesteps", None)
+    if timesteps is None:
+        return 0
+    return max(0, len(timesteps) - _begin(scheduler))
+
+
+def _begin(scheduler) -> int:
+    return int(getattr(scheduler, "begin_index", None) or 0)
+
+
 class BlockHooks:
-    """Context manager that instruments `pipe.transformer` for one pipeline call."""
+    """Context manager that instruments `pipe.transformer` for the pipeline calls made inside it.
+
+    `images` is how many images the call makes (prompts x images per prompt), which tells the
+    batched guidance halves apart; when unknown, the pipeline's own `do_classifier_free_guidance`
+    decides, and otherwise every row counts as conditional (right for interventions on all rows).
+    """
 
     def __init__(
         self,
         pipe,
-        adapter: Adapter,
-        grid: tuple[int, int],
         observers: Sequence[Observer] = (),
         cancel: CancelToken | None = None,
         progress: Callable[[Progress], None] | None = None,
-        steps: int = 0,
-        images: int = 1,
+        images: int | None = None,
+        adapter: Adapter | None = None,
     ):
         self.pipe = pipe
-        self.adapter = adapter
-        self.image_tokens = grid[0] * grid[1]
+        self.adapter = adapter or adapter_for(pipe.transformer)
         self.observers = list(observers)
         self.cancel = cancel
         self.progress = progress
-        self.steps = steps
         self.images = images
         self.step = -1
+        self.steps = 0
+        self.grid: Grid | None = None
         self._call_in_step = 0
         self._last_t: float | None = None
         self._branches: dict[str, slice] = {"cond": slice(None)}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
-        self._blocks = adapter.blocks(pipe.transformer)
+        self._blocks = self.adapter.blocks(pipe.transformer)
 
     # Lifetime ------------------------------------------------------------------------------------
     def __enter__(self) -> "BlockHooks":
@@ -104,20 +124,34 @@ class BlockHooks:
         else:
             self._call_in_step += 1
         self._last_t = value
-        hidden = kwargs.get("hidden_states", args[0] if args else None)
+        self.grid = self.adapter.read_grid(module, args, kwargs)
+        self.steps = max(self.steps, planned_steps(self.pipe.scheduler), self.step + 1)
+        hidden = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
         self._branches = self._branches_for(int(hidden.shape[0]))
 
     def _branches_for(self, batch: int) -> dict[str, slice]:
-        n = self.images
-        if self.adapter.cfg == "batched":
-            if batch == 2 * n:
-                return {"uncond": slice(0, n), "cond": slice(n, 2 * n)}
-            return {"cond": slice(0, batch)}
-        return {"cond" if self._call_in_step == 0 else "uncond": slice(0, batch)}
+        if self.adapter.cfg == "sequential":
+            return {"cond" if self._call_in_step == 0 else "uncond": slice(0, batch)}
+        if self.adapter.cfg == "batched" and self._guided(batch):
+            half = batch // 2
+            return {"uncond": slice(0, half), "cond": slice(half, batch)}
+        return {"cond": slice(0, batch)}
+
+    def _guided(self, batch: int) -> bool:
+        """Whether a batched call holds both guidance halves."""
+        if self.images is not None:
+            if batch not in (self.images, 2 * self.images):
+                raise EngineError(
+                    f"{self.adapter.transformer_class} was called on {batch} rows for {self.images} image(s): "
+                    "cannot tell the guidance branches apart"
+                )
+            return batch == 2 * self.images
+        return bool(getattr(self.pipe, "do_classifier_free_guidance", False)) and batch % 2 == 0
 
     def _end_step(self) -> None:
         timesteps = getattr(self.pipe.scheduler, "timesteps", None)
-        t = float(timesteps[self.step]) if timesteps is not None and self.step < len(timesteps) else float("nan")
+        index = self.step + _begin(self.pipe.scheduler)
+        t = float(timesteps[index]) if timesteps is not None and index < len(timesteps) else float("nan")
         for observer in self.observers:
             observer.on_step_end(self.step, t)
 
@@ -134,7 +168,7 @@ class BlockHooks:
     def _post_block(self, position: int, name: str, spec: BlockList):
         def hook(module, args, output):
             streams = self._split(output, spec, name)
-            call = BlockCall(name, position, self.step, self._branches)
+            call = BlockCall(name, position, self.step, self.steps, self.grid, self._branches)
             changed = False
             for observer in self.observers:
                 replaced = observer.on_block(call, streams)
@@ -146,25 +180,30 @@ class BlockHooks:
         return hook
 
     def _split(self, output, spec: BlockList, name: str) -> Streams:
-        if spec.joint:
-            streams = {"text": output[:, : -self.image_tokens], "image": output[:, -self.image_tokens :]}
+        tokens = self.grid[0] * self.grid[1]
+        if spec.joint == "text_first":
+            streams = {"text": output[:, :-tokens], "image": output[:, -tokens:]}
+        elif spec.joint == "image_first":
+            streams = {"image": output[:, :tokens], "text": output[:, tokens:]}
         elif spec.image is None:
             streams = {"image": output}
         else:
             streams = {"image": output[spec.image]}
             if spec.text is not None and output[spec.text] is not None:
                 streams["text"] = output[spec.text]
-        if streams["image"].shape[1] != self.image_tokens:
+        if streams["image"].shape[1] != tokens:
             raise EngineError(
-                f"block {name} returned {streams['image'].shape[1]} image tokens, expected {self.image_tokens}: "
+                f"block {name} returned {streams['image'].shape[1]} image tokens, expected {tokens}: "
                 f"the adapter for {self.adapter.transformer_class} does not match this diffusers version"
             )
         return streams
 
     @staticmethod
     def _merge(output, spec: BlockList, streams: Streams):
-        if spec.joint:
+        if spec.joint == "text_first":
             return torch.cat([streams["text"], streams["image"]], dim=1)
+        if spec.joint == "image_first":
+            return torch.cat([streams["image"], streams["text"]], dim=1)
         if spec.image is None:
             return streams["image"]
         parts = list(output)

@@ -37,8 +37,8 @@ def generation_defaults(max_tokens: int) -> dict:
     FluxPipeline's own defaults (512 px, 512 text tokens) do not fit this model."""
     from .world import SIZE
 
-    return {"world": "shapes", "steps": STEPS, "guidance": CFG, "height": SIZE, "width": SIZE,
-            "max_sequence_length": max_tokens}
+    return {"world": "shapes", "steps": STEPS, "guidance": CFG, "negative_prompt": NEGATIVE_PROMPT, "height": SIZE,
+            "width": SIZE, "max_sequence_length": max_tokens}
 
 
 @dataclass(frozen=True)

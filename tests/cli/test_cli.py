@@ -62,7 +62,7 @@ def test_inspect_text_and_export(recorded, tmp_path):
     result = main_py("export", str(recorded), "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     with open_session(recorded) as s:
-        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "image.png")), s.image())
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "image.png")), s.image)
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["seed"] == 3
 
 
@@ -73,7 +73,8 @@ def test_inspect_text_and_export(recorded, tmp_path):
         (["record", "--prompt", "x"], "required: --out"),
         (["record", "--prompt", "x", "--dtype", "fp8", "--out", "{tmp}/a.h5"], "invalid choice"),
         (["record", "--prompt", "  ", "--model", "{flux}", "--out", "{tmp}/a.h5"], "the prompt is empty"),
-        (["record", "--prompt", "x", "--model", "{flux}", "--height", "50", "--out", "{tmp}/a.h5"], "multiples of 16"),
+        (["record", "--prompt", "x", "--model", "{flux}", "--k", "0", "--out", "{tmp}/a.h5"], "k must be at least 1"),
+        (["record", "--prompt", "x", "--model", "{flux}", "--hidden-blocks", "nope", "--out", "{tmp}/a.h5"], "unknown block(s) nope"),
         (["inspect", "{tmp}/missing.h5"], "no such file"),
         (["inspect", "main.py"], "not a readable HDF5 file"),
     ],

@@ -36,7 +36,7 @@ def test_top_channel_clusters_find_the_subject_better_than_bottom_channels(probe
     references = []
     for path in probed.sessions:
         with open_session(path) as s:
-            references.append(read(s.image())[1])
+            references.append(read(s.image)[1])
     curve = miou_by_block(evaluate(probed.sessions, references))
     best = {strategy: max(e["miou"] for e in curve if e["strategy"] == strategy) for strategy in ("top", "bottom")}
     assert best["top"] > best["bottom"] + 0.1

@@ -5,15 +5,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import massivelens
 from massivelens.engine.analysis.probe import ProbeRequest, choose_channels, probe
-from massivelens.engine.core.architectures import adapter_for
-from massivelens.engine.core.interventions import Intervention
 from massivelens.engine.errors import BadRequest
-from massivelens.engine.generation import generate, to_uint8
 from massivelens.engine.loading import ModelSpec, load_pipeline
 from massivelens.sessions.massive import top_channels
 from massivelens.sessions.reader import open_session
-from tests.engine.test_recording import generation
+from tests.hooked import generation, seeded
 
 
 def test_channel_strategies():
@@ -29,10 +27,10 @@ def test_channel_strategies():
 
 def test_probe_zeroes_the_chosen_channels_and_scores_against_the_baseline(tiny_pipelines, tmp_path):
     folder = tiny_pipelines("flux")
-    gen = generation("flux")
+    kw = generation("flux")
     request = ProbeRequest(
-        prompts=[gen.prompt], out=tmp_path, spec=ModelSpec(str(folder)), ks=(1, 3), draws=2,
-        steps=gen.steps, guidance=gen.guidance, height=gen.height, width=gen.width,
+        prompts=[kw["prompt"]], out=tmp_path, spec=ModelSpec(str(folder)), ks=(1, 3), draws=2,
+        steps=kw["num_inference_steps"], height=kw["height"], width=kw["width"],
     )
     result = probe(request)
     assert [(r.strategy, r.k, r.draw) for r in result.rows] == [
@@ -43,11 +41,13 @@ def test_probe_zeroes_the_chosen_channels_and_scores_against_the_baseline(tiny_p
     with open_session(result.sessions[0]) as s:
         assert s.channel_sets == ("top", "bottom", "random")
         names, mean = s.blocks("image"), s.mean_abs("image").mean(axis=0)
-    # The saved top-3 image is exactly a generation with those channels zeroed at every block.
+    # The saved top-3 image is exactly the plain call with those channels zeroed at every block.
     pipe = load_pipeline(ModelSpec(str(folder)))
     ids = top_channels(mean, 3)
     channels = {n: [int(c) for c in ids[i]] for i, n in enumerate(names)}
-    expected = to_uint8(generate(pipe, adapter_for(pipe.transformer), gen, [Intervention(channels, "zero")]))
+    plain_call = {k: kw[k] for k in ("prompt", "num_inference_steps", "height", "width")}
+    with massivelens.zero_channels(pipe, channels):
+        expected = np.asarray(pipe(**seeded(plain_call)).images[0])
     row = next(r for r in result.rows if (r.strategy, r.k) == ("top", 3))
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "images" / row.image)), expected)
     assert row.mse > 0 and np.isfinite(row.psnr)
@@ -66,10 +66,10 @@ def test_probe_rejects_bad_requests(tmp_path):
 def test_probe_adds_clip_similarity_when_asked(tiny_pipelines, tmp_path):
     from tests.tiny_pipelines import build_tiny_clip
 
-    gen = generation("flux")
+    kw = generation("flux")
     request = ProbeRequest(
-        prompts=[gen.prompt], out=tmp_path, spec=ModelSpec(str(tiny_pipelines("flux"))), ks=(2,), strategies=("top",),
-        steps=gen.steps, guidance=gen.guidance, height=gen.height, width=gen.width,
+        prompts=[kw["prompt"]], out=tmp_path, spec=ModelSpec(str(tiny_pipelines("flux"))), ks=(2,), strategies=("top",),
+        steps=kw["num_inference_steps"], height=kw["height"], width=kw["width"],
         clip=str(build_tiny_clip(tmp_path / "clip")),
     )
     result = probe(request)

@@ -1,17 +1,21 @@
-"""Recording on every supported architecture: non-interference, streams, branches, planted channels."""
+"""Recording on every supported architecture through the public API: the pipeline's own output
+unchanged, streams, branches, planted channels, hidden states, control sets, cancel."""
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
+from diffusers import DiffusionPipeline
 
+import massivelens
 from massivelens.engine.core.architectures import ADAPTERS, adapter_for
-from massivelens.engine.generation import Generation, call_kwargs, generate, to_uint8
+from massivelens.engine.core.calls import to_uint8
 from massivelens.engine.jobs import RecordRequest, record
-from massivelens.engine.loading import ModelSpec, load_pipeline
 from massivelens.sessions.massive import summarize
-from massivelens.sessions.reader import open_session
-from tests.tiny_pipelines import ARCHITECTURES, PROMPT, tiny_call_kwargs
+from tests.hooked import generation, seeded
+from tests.tiny_pipelines import ARCHITECTURES, PROMPT
 
 # Test-only: the modules that embed image and text tokens as (batch, tokens, channels); a value
 # planted there reaches every block through the residual stream.
@@ -21,26 +25,19 @@ TEXT_EMBEDDER = {"flux": "context_embedder", "flux2": "context_embedder", "qweni
 PLANTED_IMAGE, PLANTED_TEXT = 5, 9
 
 
-def generation(arch: str, **changes) -> Generation:
-    kw = tiny_call_kwargs(arch)
-    values = dict(
-        prompt=PROMPT,
-        negative_prompt=kw.get("negative_prompt", ""),
-        seed=0,
-        steps=kw["num_inference_steps"],
-        guidance=kw.get("true_cfg_scale", kw.get("guidance_scale")),
-        height=kw["height"],
-        width=kw["width"],
-    )
-    values.update(changes)
-    return Generation(**values)
+def load(folder) -> DiffusionPipeline:
+    """A tiny pipeline loaded as a user loads FLUX."""
+    pipe = DiffusionPipeline.from_pretrained(folder, dtype=torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
 
 
-def request(arch: str, folder, out, gen: Generation, **extra) -> RecordRequest:
-    return RecordRequest(
-        prompt=gen.prompt, out=out, model=str(folder), negative_prompt=gen.negative_prompt, seed=gen.seed,
-        steps=gen.steps, guidance=gen.guidance, height=gen.height, width=gen.width, k=4, **extra,
-    )
+def request(folder, out, **settings) -> RecordRequest:
+    """A record job on the tiny FLUX pipeline at its test size."""
+    kw = generation("flux")
+    base = RecordRequest(prompt=PROMPT, out=out, model=str(folder), steps=kw["num_inference_steps"],
+                         height=kw["height"], width=kw["width"], k=4)
+    return replace(base, **settings)
 
 
 def test_adapter_table_covers_the_required_classes():
@@ -49,38 +46,39 @@ def test_adapter_table_covers_the_required_classes():
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_recording_leaves_the_image_bit_identical(arch, tiny_pipelines, tmp_path):
-    folder = tiny_pipelines(arch)
-    pipe = load_pipeline(ModelSpec(str(folder)))
+def test_record_returns_the_plain_output_bit_identical(arch, tiny_pipelines, tmp_path):
+    pipe = load(tiny_pipelines(arch))
+    kw = generation(arch)
+    plain = pipe(**seeded(kw), output_type="np").images
+    cls = type(pipe)
+    output = massivelens.record(pipe, tmp_path / "s.h5", k=4, **seeded(kw), output_type="np")
+    assert type(pipe) is cls  # the object is left as it was
+    np.testing.assert_array_equal(output.images, plain)
     adapter = adapter_for(pipe.transformer)
-    gen = generation(arch)
-    with torch.inference_mode():
-        plain = pipe(**call_kwargs(pipe, adapter, gen)).images[0]
-    path = record(request(arch, folder, tmp_path / "s.h5", gen))
-    with open_session(path) as s:
-        assert s.complete and s.steps_done == gen.steps
-        np.testing.assert_array_equal(s.image(), to_uint8(plain))
-        assert s.blocks("image") == [name for name, _, _ in adapter.blocks(pipe.transformer)]
+    with massivelens.open_session(tmp_path / "s.h5") as s:
+        assert s.complete and s.steps_done == kw["num_inference_steps"]
+        np.testing.assert_array_equal(s.image, to_uint8(plain[0]))
+        assert s.blocks("image") == adapter.block_names(pipe.transformer)
         h, w = s.grid
         assert s.top_maps(0, 0).shape == (4, h, w)
+        assert s.top_maps().shape == (kw["num_inference_steps"], len(s.blocks("image")), 4, h, w)
         for stream in s.streams:
             assert np.isfinite(s.mean_abs(stream, 0)[0]).all()
         assert np.isfinite(s.timesteps).all()
         assert s.info["transformer_class"] == type(pipe.transformer).__name__
-    # A second hooked run through the engine gives the same float image as the plain call.
-    np.testing.assert_array_equal(generate(pipe, adapter, gen), plain)
+        assert s.call["kwargs"]["prompt"] == PROMPT and s.call["generator"] == {"device": "cpu", "seed": 0, "fresh": True}
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_conditional_branch_is_the_one_recorded(arch, tiny_pipelines, tmp_path):
     """At step 0 both branches see the same latents. Changing the negative prompt changes the
     unconditional branch only, so what is recorded (the conditional branch) must not move."""
-    folder = tiny_pipelines(arch)
-    first = record(request(arch, folder, tmp_path / "a.h5", generation(arch)))
+    pipe = load(tiny_pipelines(arch))
+    massivelens.record(pipe, tmp_path / "a.h5", **seeded(generation(arch)))
     # FLUX.2-klein takes no negative prompt: there, switching guidance off removes the uncond branch.
-    other = generation(arch, guidance=1.0) if arch == "flux2" else generation(arch, negative_prompt="a green triangle")
-    second = record(request(arch, folder, tmp_path / "b.h5", other))
-    with open_session(first) as a, open_session(second) as b:
+    other = generation(arch, guidance_scale=1.0) if arch == "flux2" else generation(arch, negative_prompt="a green triangle")
+    massivelens.record(pipe, tmp_path / "b.h5", **seeded(other))
+    with massivelens.open_session(tmp_path / "a.h5") as a, massivelens.open_session(tmp_path / "b.h5") as b:
         for stream in a.streams:
             np.testing.assert_allclose(a.mean_abs(stream, 0), b.mean_abs(stream, 0), rtol=1e-5, atol=1e-6)
 
@@ -96,18 +94,17 @@ def _plant(module: torch.nn.Module, channel: int):
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_planted_channels_are_found_in_their_stream(arch, tiny_pipelines, tmp_path):
-    folder = tiny_pipelines(arch)
-    pipe = load_pipeline(ModelSpec(str(folder)))
+    pipe = load(tiny_pipelines(arch))
     transformer = pipe.transformer
     handles = [_plant(transformer.get_submodule(IMAGE_EMBEDDER[arch]), PLANTED_IMAGE)]
     if arch in TEXT_EMBEDDER:
         handles.append(_plant(transformer.get_submodule(TEXT_EMBEDDER[arch]), PLANTED_TEXT))
     try:
-        path = record(request(arch, folder, tmp_path / "s.h5", generation(arch)))
+        massivelens.record(pipe, tmp_path / "s.h5", **seeded(generation(arch)))
     finally:
         for handle in handles:
             handle.remove()
-    with open_session(path) as s:
+    with massivelens.open_session(tmp_path / "s.h5") as s:
         rows = summarize(s)
     for row in rows:
         if row.stream == "text" and arch not in TEXT_EMBEDDER:
@@ -118,17 +115,15 @@ def test_planted_channels_are_found_in_their_stream(arch, tiny_pipelines, tmp_pa
 
 
 def test_bf16_runs_record_float32_statistics(tiny_pipelines, tmp_path):
-    gen = generation("flux")
-    path = record(request("flux", tiny_pipelines("flux"), tmp_path / "bf16.h5", gen, dtype="bf16"))
-    with open_session(path) as s:
+    path = record(request(tiny_pipelines("flux"), tmp_path / "bf16.h5", dtype="bf16"))
+    with massivelens.open_session(path) as s:
         assert s.info["dtype"] == "bf16" and s.complete
         assert s.mean_abs("image").dtype == np.float32 and np.isfinite(s.mean_abs("image")).all()
 
 
 def test_full_hidden_states_for_chosen_blocks_and_steps(tiny_pipelines, tmp_path):
-    gen = generation("flux", steps=3)
-    path = record(request("flux", tiny_pipelines("flux"), tmp_path / "h.h5", gen, hidden_blocks=("single.0",), hidden_steps=(1,)))
-    with open_session(path) as s:
+    path = record(request(tiny_pipelines("flux"), tmp_path / "h.h5", steps=3, hidden_blocks=("single.0",), hidden_steps=(1,)))
+    with massivelens.open_session(path) as s:
         ds, steps = s.hidden("image", "single.0")
         h, w = s.grid
         assert steps == [1] and ds.shape == (1, h * w, s.channels("image"))
@@ -149,17 +144,15 @@ def test_cancelled_record_keeps_finished_steps(tiny_pipelines, tmp_path):
         if p.step == 2:
             token.cancel()
 
-    gen = generation("flux", steps=5)
     with pytest.raises(Cancelled):
-        record(request("flux", tiny_pipelines("flux"), tmp_path / "c.h5", gen), progress, token)
-    with open_session(tmp_path / "c.h5") as s:
-        assert not s.complete and s.steps_done == 2 and s.image() is None
+        record(request(tiny_pipelines("flux"), tmp_path / "c.h5", steps=5), progress, token)
+    with massivelens.open_session(tmp_path / "c.h5") as s:
+        assert not s.complete and s.steps_done == 2 and s.image is None
 
 
 def test_control_channel_sets_are_recorded_on_request(tiny_pipelines, tmp_path):
-    gen = generation("flux", steps=2)
-    path = record(request("flux", tiny_pipelines("flux"), tmp_path / "c.h5", gen, control_sets=("bottom", "random")))
-    with open_session(path) as s:
+    path = record(request(tiny_pipelines("flux"), tmp_path / "c.h5", control_sets=("bottom", "random")))
+    with massivelens.open_session(path) as s:
         assert s.channel_sets == ("top", "bottom", "random")
         mean = s.mean_abs("image", 1)
         bottom = s.set_channels("bottom", 1)
@@ -183,6 +176,6 @@ def test_median_is_exact_on_small_states_and_a_sampled_estimate_at_flux_size():
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(4096, 3072, generator=generator) * torch.rand(3072, generator=generator) * 4
     x[:, 7] = 3000.0  # a massive channel does not move the median
-    _, peak, sampled = reduce_tokens(x, stride)
+    _, peak, sampled = reduce_tokens(x[None], stride)
     exact = x.abs().median()
-    assert abs(float(sampled) / float(exact) - 1) < 0.02 and float(peak[7]) == 3000.0
+    assert abs(float(sampled[0]) / float(exact) - 1) < 0.02 and float(peak[0, 7]) == 3000.0

@@ -49,4 +49,4 @@ def test_kill_mid_run_leaves_an_incomplete_readable_session(tiny_pipelines, tmp_
         assert 4 <= s.steps_done < 50
         assert np.isfinite(s.mean_abs("image")).all()
         assert np.isfinite(s.timesteps).all()
-        assert s.image() is None
+        assert s.image is None

@@ -2,7 +2,6 @@
 and, on the embedded model, transfer toward the source grows with alpha."""
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,22 +28,26 @@ from massivelens.engine.analysis.transport_report import (
     smoothness,
 )
 from massivelens.engine.core.architectures import adapter_for
+from massivelens.engine.core.calls import to_uint8
 from massivelens.engine.core.capture import Capture
 from massivelens.engine.errors import BadRequest
-from massivelens.engine.generation import generate, to_uint8
+from massivelens.engine.generation import Generation, call_kwargs
 from massivelens.engine.loading import ModelSpec, load_pipeline
 from massivelens.sessions.reader import open_session
-from tests.engine.test_recording import generation
+from tests.hooked import generate, job_call, job_settings, seeded
 
 NAMES = ["double.0", "double.1", "single.0", "single.1"]
 
 
 def request_for(arch: str, folder: Path, out: Path, **changes) -> TransportRequest:
-    gen = generation(arch)
-    values = dict(target_prompt=gen.prompt, out=out, source_prompt="a blue square", spec=ModelSpec(str(folder)),
-                  negative_prompt=gen.negative_prompt, steps=gen.steps, guidance=gen.guidance,
-                  height=gen.height, width=gen.width, k=3)
+    settings = job_settings(arch)
+    values = dict(target_prompt=settings.pop("prompt"), out=out, source_prompt="a blue square", spec=ModelSpec(str(folder)), k=3,
+                  **settings)
     return TransportRequest(**{**values, **changes})
+
+
+def engine_generation(arch: str, **changes) -> Generation:
+    return Generation(**{**job_settings(arch), **changes})
 
 
 def test_blocks_and_step_windows_parse_names_and_ranges():
@@ -95,7 +98,7 @@ def flux_sweep(tiny_pipelines, tmp_path_factory):
 def test_alpha_zero_is_the_plain_target_bit_for_bit(flux_sweep):
     folder, result = flux_sweep
     pipe = load_pipeline(ModelSpec(str(folder)))
-    plain = to_uint8(generate(pipe, adapter_for(pipe.transformer), generation("flux")))
+    plain = np.asarray(pipe(**seeded(job_call("flux"))).images[0])
     np.testing.assert_array_equal(result.results[0].image, plain)
     np.testing.assert_array_equal(result.target_image, plain)
     assert np.abs(result.results[1].image.astype(int) - plain).max() > 0, "alpha 1 must change the image"
@@ -127,13 +130,13 @@ def test_source_values_land_in_the_mask_blocks_and_window_only(arch, tiny_pipeli
     mask = torch.from_numpy(result.mask.reshape(-1))
     assert 0 < int(mask.sum()) < mask.numel(), "the source foreground must be a proper part of the image"
 
-    target = generation(arch)
+    target = job_call(arch)
     source = Capture(result.channels, steps={1})
-    generate(pipe, adapter, replace(target, prompt="a blue square"), [source])
+    generate(pipe, {**target, "prompt": "a blue square"}, [source])
     plain = Capture(result.channels)
-    generate(pipe, adapter, target, [plain])
+    generate(pipe, target, [plain])
     seen = Capture(result.channels)
-    image = generate(pipe, adapter, target, [intervention(result.channels, result.window, result.mask, 1.0, source.values), seen])
+    image = generate(pipe, target, [intervention(result.channels, result.window, result.mask, 1.0, source.values), seen])
     np.testing.assert_array_equal(to_uint8(image), result.results[0].image)  # the sweep ran exactly this intervention
 
     branches = {branch for (_, _, branch) in seen._store}
@@ -155,10 +158,10 @@ def test_inverse_euler_walks_the_schedule_backwards_and_converges(tiny_pipelines
     adapter = adapter_for(pipe.transformer)
     errors = {}
     for steps in (2, 8):
-        gen = generation("flux", steps=steps)
+        gen = engine_generation("flux", steps=steps)
         kept = {}
-        generate(pipe, adapter, gen, call_overrides=dict(
-            callback_on_step_end=lambda p, i, t, d: kept.update(x0=d["latents"].clone()) or {},
+        generate(pipe, dict(
+            call_kwargs(pipe, gen), callback_on_step_end=lambda p, i, t, d: kept.update(x0=d["latents"].clone()) or {},
             callback_on_step_end_tensor_inputs=["latents"]))
         forward = pipe.scheduler.sigmas[:-1].clone()
         seen = []
@@ -177,15 +180,14 @@ def test_inverse_euler_walks_the_schedule_backwards_and_converges(tiny_pipelines
 
 def test_forward_noising_feeds_the_noised_reference_at_every_step(tiny_pipelines):
     pipe = load_pipeline(ModelSpec(str(tiny_pipelines("flux"))))
-    adapter = adapter_for(pipe.transformer)
-    gen = generation("flux", steps=3)
+    gen = engine_generation("flux", steps=3)
     reference = np.random.default_rng(0).integers(0, 256, (gen.height, gen.width, 3), dtype=np.uint8)
     x0 = encode(pipe, reference)
     noise = seed_noise(pipe, gen, x0)
     inputs = []
     handle = pipe.transformer.register_forward_pre_hook(lambda m, a, kw: inputs.append(kw["hidden_states"].clone()), with_kwargs=True)
     try:
-        generate(pipe, adapter, gen, call_overrides=noising_overrides(pipe, gen, x0))
+        generate(pipe, {**call_kwargs(pipe, gen), **noising_overrides(pipe, gen, x0)})
     finally:
         handle.remove()
     sigmas = pipe.scheduler.sigmas
@@ -197,7 +199,7 @@ def test_forward_noising_feeds_the_noised_reference_at_every_step(tiny_pipelines
 def test_image_source_runs_on_flux_and_is_refused_elsewhere(tiny_pipelines, tmp_path):
     from PIL import Image
 
-    gen = generation("flux")
+    gen = engine_generation("flux")
     picture = tmp_path / "ref.png"
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(picture)
     request = request_for("flux", tiny_pipelines("flux"), tmp_path / "out", source_prompt=None, source_image=picture, alphas=(0.5,))

@@ -81,7 +81,7 @@ def fake_probe(world: bool = False, delay: float = 0.0):
                 session = write_synthetic_session(request.out / "sessions" / f"{index:03d}-seed{seed}.h5", seed=index + seed)
                 sessions.append(session)
                 with open_session(session) as s:
-                    baseline = s.image()
+                    baseline = s.image
                 done += 1
                 for strategy, k, draw in plan:
                     cancel.check()

@@ -51,7 +51,7 @@ def test_export_writes_every_figure_in_every_format(qtbot, settings, session_pat
         assert b"<svg" in (tmp_path / "figures" / f"{stem}.svg").read_bytes()[:2000]
         assert (tmp_path / "figures" / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
     with open_session(session_path) as s:
-        np.testing.assert_array_equal(pixels(QImage(str(tmp_path / "figures" / "image.png"))), s.image())
+        np.testing.assert_array_equal(pixels(QImage(str(tmp_path / "figures" / "image.png"))), s.image)
     assert "Exported 16 file(s)" in window.statusBar().currentMessage()
 
 

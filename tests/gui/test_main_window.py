@@ -136,7 +136,7 @@ def test_open_save_as_and_reopen_show_exactly_what_was_recorded(qtbot, settings,
     with open_session(session_path) as original:
         np.testing.assert_array_equal(window.view.heatmap.image.image, original.mean_abs("image", step))
         np.testing.assert_array_equal(window.view.token_map.current_map(), original.token_map(step, 2, 7))
-        np.testing.assert_array_equal(window.current().image, original.image())
+        np.testing.assert_array_equal(window.current().image, original.image)
         assert window.current().info == original.info
 
 

@@ -68,7 +68,7 @@ def test_grid_has_one_tile_per_strategy_and_k_with_its_metrics(qtbot, tmp_path):
             assert tile.caption.text().startswith(f"PSNR {float(row['psnr']):.1f} dB") and "accuracy" in tile.caption.text()
     results.draw.setValue(1)
     with open_session(folder / "sessions" / "000-seed0.h5") as s:
-        baseline = s.image()
+        baseline = s.image
     np.testing.assert_array_equal(shown(results.baseline), scaled(to_qimage(baseline)))
     assert PROMPT in results.title.text() and not results.generation.isEnabled()  # one prompt: nothing to pick
     assert [results.metric_box.itemData(i) for i in range(results.metric_box.count())] == ["psnr", "accuracy", "mask_iou"]

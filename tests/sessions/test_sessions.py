@@ -26,7 +26,7 @@ def test_round_trip_keeps_planted_channels(tmp_path):
         assert s.grid == (8, 8) and s.k == 4 and s.blocks("image")[1] == "double.1"
         assert list(s.top_channels(0)[0][:3]) == list(PLANTED)
         assert s.mean_abs("image").shape == (3, 4, 32)
-        assert s.image().shape == (64, 64, 3)
+        assert s.image.shape == (64, 64, 3)
         top_map = s.token_map(1, 2, PLANTED[0])
         assert top_map.shape == (8, 8) and top_map[0, 0] > top_map[-1, -1]
         hidden_map = s.token_map(1, 1, 20)  # not a top channel: read from the full hidden states
@@ -57,7 +57,7 @@ def test_sessions_are_written_uncompressed_and_gzip_files_still_read(tmp_path):
         np.testing.assert_array_equal(old.mean_abs("image"), new.mean_abs("image"))
         np.testing.assert_array_equal(old.top_maps(1, 2), new.top_maps(1, 2))
         np.testing.assert_array_equal(old.token_map(1, 1, 20), new.token_map(1, 1, 20))
-        np.testing.assert_array_equal(old.image(), new.image())
+        np.testing.assert_array_equal(old.image, new.image)
 
 
 def test_rules_apply_to_stored_statistics(tmp_path):
@@ -77,7 +77,7 @@ def test_interrupted_session_opens_as_incomplete(tmp_path):
     path = write_synthetic_session(tmp_path / "s.h5", steps=5, steps_written=2, complete=False)
     with open_session(path) as s:
         assert not s.complete and s.steps_done == 2
-        assert s.mean_abs("image").shape[0] == 2 and s.image() is None
+        assert s.mean_abs("image").shape[0] == 2 and s.image is None
         with pytest.raises(SessionError, match="step 3 not recorded"):
             s.top_maps(3, 0)
 
@@ -123,6 +123,7 @@ def test_schema_doc_names_every_dataset_and_attribute():
     text = open(doc).read()
     names = [S.ATTR_SCHEMA, S.ATTR_VERSION, S.ATTR_COMPLETE, S.ATTR_STEPS_DONE, S.ATTR_KIND, *S.RUN_ATTRS, *S.JSON_ATTRS]
     names += [S.TIMESTEPS, S.BLOCKS, S.GRID, S.MEAN_ABS, S.MAX_ABS, S.MEDIAN_ABS, S.TOP_CHANNELS, S.TOP_MAPS, S.HIDDEN, S.IMAGE]
+    names += [S.ATTR_IMAGE_INDEX, S.ATTR_IMAGES, S.CALL, S.CALL_INPUTS, S.INPUT_KIND_ATTR, S.INPUT_DTYPE_ATTR]
     spans = re.findall(r"`([^`]+)`", text)
     missing = [n for n in names if not any(span == n or span.endswith("/" + n) or span.startswith(n + "/") for span in spans)]
     assert not missing, f"SCHEMA.md does not document {missing}"
