@@ -108,9 +108,24 @@ class Session:
         return int(self._file.attrs[S.ATTR_STEPS_DONE])
 
     @property
+    def token_grid(self) -> tuple[int, ...]:
+        """The grid token maps are stored on: (h, w) for an image, (frames, h, w) in latent tokens for a video."""
+        return tuple(int(n) for n in _read(self._file[S.GRID]))
+
+    @property
     def grid(self) -> tuple[int, int]:
-        h, w = _read(self._file[S.GRID])
-        return int(h), int(w)
+        """(h, w) of one image's, or one latent frame's, tokens."""
+        h, w = self.token_grid[-2:]
+        return h, w
+
+    @property
+    def is_video(self) -> bool:
+        return len(self.token_grid) == 3
+
+    @property
+    def latent_frames(self) -> int:
+        """Latent frames of a video's token grid; an image is one."""
+        return self.token_grid[0] if self.is_video else 1
 
     @property
     def streams(self) -> tuple[str, ...]:
@@ -178,8 +193,24 @@ class Session:
         key = slice(0, self.steps_done) if step is None else step
         return _read(self._file[f"image/{name}_maps"], (key,) if block is None else (key, block))
 
+    def frame_maps(self, name: str, step: int, block: int, frame: int = 0) -> np.ndarray:
+        """Signed token maps of one channel set at one latent frame, (k, h, w); an image is frame 0."""
+        if not 0 <= frame < self.latent_frames:
+            raise SessionError(f"{self.path}: no latent frame {frame} (frames: {self.latent_frames})")
+        self.set_channels(name, step)
+        key = (step, block, slice(None), frame) if self.is_video else (step, block)
+        return _read(self._file[f"image/{name}_maps"], key)
+
+    def top_frame_mean_abs(self, step: int | None = None) -> np.ndarray:
+        """Video: mean |x| of each top channel per latent frame, (blocks, k, frames) at one step, or
+        (steps_done, blocks, k, frames); channels as in top_channels."""
+        if not self.is_video:
+            raise SessionError(f"{self.path}: an image session has no per-frame statistics")
+        return self._stat("image", S.TOP_FRAME_MEAN_ABS, step)
+
     def token_map(self, step: int, block: int, channel: int) -> np.ndarray | None:
-        """(h, w) map of one channel, from the top-k maps or the full hidden states; None if not recorded."""
+        """Map of one channel on the token grid ((h, w), or (frames, h, w) for a video), from the top-k maps
+        or the full hidden states; None if not recorded."""
         top = self.top_channels(step)[block]
         hits = np.flatnonzero(top == channel)
         if hits.size:
@@ -187,7 +218,7 @@ class Session:
         hidden = self.hidden("image", self.blocks("image")[block])
         if hidden is not None and step in hidden[1]:
             values = _read(hidden[0], (list(hidden[1]).index(step), slice(None), channel))
-            return values.reshape(self.grid)
+            return values.reshape(self.token_grid)
         return None
 
     def hidden_blocks(self, stream: str = "image") -> list[str]:
@@ -203,8 +234,17 @@ class Session:
 
     @property
     def image(self) -> np.ndarray | None:
-        """The generated image, uint8 (H, W, 3); None until the run completes (or when the call returned latents)."""
+        """The generated image, uint8 (H, W, 3) (a video's first frame); None until the run completes (or when
+        the call returned latents)."""
         ds = self._file.get(S.IMAGE)
+        if ds is None and S.FRAMES in self._file:
+            return _read(self._file[S.FRAMES], 0)
+        return None if ds is None else _read(ds)
+
+    @property
+    def frames(self) -> np.ndarray | None:
+        """A video's frames, uint8 (frames, H, W, 3); None for an image session or until the run completes."""
+        ds = self._file.get(S.FRAMES)
         return None if ds is None else _read(ds)
 
     def massive(self, rule: str = "topk", stream: str = "image", k: int | None = None) -> dict[str, list[int]]:

@@ -46,11 +46,12 @@ class CallInput:
 
 @dataclass
 class Layout:
-    """Shapes fixed before the first step: blocks per stream, widths, token grid."""
+    """Shapes fixed before the first step: blocks per stream, widths, token grid ((h, w), or
+    (frames, h, w) for a video)."""
 
     blocks: dict[str, list[str]]
     channels: dict[str, int]
-    grid: tuple[int, int]
+    grid: tuple[int, ...]
     hidden_blocks: tuple[str, ...] = ()
     hidden_steps: tuple[int, ...] = ()
     control_sets: tuple[str, ...] = ()
@@ -73,6 +74,7 @@ class StepRecord:
     timestep: float
     stats: dict[str, StreamStats]
     top_channels: np.ndarray  # (image blocks, k), largest mean |x| first
-    top_maps: np.ndarray  # (image blocks, k, h, w)
+    top_maps: np.ndarray  # (image blocks, k, *grid)
     hidden: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)  # (stream, block) -> (tokens, channels)
     control: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # set -> (channels, maps)
+    top_frame_mean_abs: np.ndarray | None = None  # video: (image blocks, k, frames), mean |x| per latent frame

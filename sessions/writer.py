@@ -54,7 +54,7 @@ class SessionWriter:
             ds.attrs[S.INPUT_DTYPE_ATTR] = item.dtype
         self._create(S.TIMESTEPS, (info.steps,), np.float64, (max(1, info.steps),))
         f.create_dataset(S.GRID, data=np.asarray(layout.grid, dtype=np.int64))
-        steps, (h, w), k = info.steps, layout.grid, info.k
+        steps, grid, k = info.steps, tuple(layout.grid), info.k
         for stream, names in layout.blocks.items():
             f.create_dataset(f"{S.BLOCKS}/{stream}", data=np.asarray(names, dtype=h5py.string_dtype()))
             n, c = len(names), layout.channels[stream]
@@ -66,7 +66,9 @@ class SessionWriter:
         k = min(k, layout.channels["image"])
         for name in ("top", *layout.control_sets):
             self._create(f"image/{name}_channels", (steps, n_img, k), np.int32, (1, n_img, k), fill=-1)
-            self._create(f"image/{name}_maps", (steps, n_img, k, h, w), np.float32, (1, 1, k, h, w))
+            self._create(f"image/{name}_maps", (steps, n_img, k, *grid), np.float32, (1, 1, k, *_frame(grid)))
+        if len(grid) == 3:
+            self._create(f"image/{S.TOP_FRAME_MEAN_ABS}", (steps, n_img, k, grid[0]), np.float32, (1, n_img, k, grid[0]))
 
     def _create(self, name: str, shape: tuple, dtype, chunks: tuple, fill=np.nan) -> None:
         """A dataset whose first axis is steps: it can grow past the planned count (a scheduler that
@@ -90,6 +92,8 @@ class SessionWriter:
             f[f"{stream}/{S.MEDIAN_ABS}"][s] = stats.median_abs
         f[f"image/{S.TOP_CHANNELS}"][s] = record.top_channels
         f[f"image/{S.TOP_MAPS}"][s] = record.top_maps
+        if record.top_frame_mean_abs is not None:
+            f[f"image/{S.TOP_FRAME_MEAN_ABS}"][s] = record.top_frame_mean_abs
         for name, (channels, maps) in record.control.items():
             f[f"image/{name}_channels"][s] = channels
             f[f"image/{name}_maps"][s] = maps
@@ -108,16 +112,16 @@ class SessionWriter:
         return self._file[name]
 
     def finish(self, image: np.ndarray | None) -> None:
-        """Store the final image (None when the call returned latents), record the steps actually run
-        and the image size, and mark the session complete."""
+        """Store the final image, or a video's frames (F, H, W, 3) (None when the call returned latents),
+        record the steps actually run and the image size, and mark the session complete."""
         f = self._file
         done = int(f.attrs[S.ATTR_STEPS_DONE])
         if done != f[S.TIMESTEPS].shape[0]:
             self._resize_steps(done)
         f.attrs["steps"] = done
         if image is not None:
-            f.create_dataset(S.IMAGE, data=np.asarray(image, dtype=np.uint8))
-            f.attrs["height"], f.attrs["width"] = (int(n) for n in image.shape[:2])
+            f.create_dataset(S.FRAMES if image.ndim == 4 else S.IMAGE, data=np.asarray(image, dtype=np.uint8))
+            f.attrs["height"], f.attrs["width"] = (int(n) for n in image.shape[-3:-1])
         f.flush()
         self._file.attrs[S.ATTR_COMPLETE] = True
         self.close()
@@ -131,3 +135,8 @@ class SessionWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _frame(grid: tuple[int, ...]) -> tuple[int, ...]:
+    """A token map chunk: the whole grid of an image, one latent frame of a video (the unit views read)."""
+    return grid if len(grid) == 2 else (1, *grid[1:])

@@ -13,7 +13,7 @@ import torch
 
 from ..errors import EngineError, UnsupportedModel
 
-Grid = tuple[int, int]
+Grid = tuple[int, ...]  # (h, w) of an image's tokens, (frames, h, w) of a video's, in latent tokens
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class Adapter:
         return {stream: blocks for stream, blocks in names.items() if blocks}
 
     def read_grid(self, transformer: torch.nn.Module, args: tuple, kwargs: dict) -> Grid:
-        """The (h, w) grid of the generated image's tokens in one transformer call."""
+        """The token grid of the generated image, (h, w), or video, (frames, h, w), in one transformer call."""
         try:
             return GRID_READERS[self.grid](transformer, args, kwargs)
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
@@ -103,10 +103,43 @@ def _grid_from_shapes(transformer, args: tuple, kwargs: dict) -> Grid:
     return int(h), int(w)
 
 
+def _patch_sizes(transformer) -> tuple[int, int, int]:
+    """(frames, h, w) patch sizes: one tuple (Wan) or `patch_size` with `patch_size_t` (None: 1)."""
+    config = transformer.config
+    if isinstance(config.patch_size, (tuple, list)):
+        return tuple(int(p) for p in config.patch_size)
+    return int(getattr(config, "patch_size_t", None) or 1), int(config.patch_size), int(config.patch_size)
+
+
+def _video_grid(frames: int, h: int, w: int, transformer) -> Grid:
+    pt, ph, pw = _patch_sizes(transformer)
+    return -(-int(frames) // pt), int(h) // ph, int(w) // pw  # frames rounded up, as CogVideoX 1.5 patchifies
+
+
+def _grid_from_video(transformer, args: tuple, kwargs: dict) -> Grid:
+    """Video latents (B, C, F, H, W) patchified inside the transformer (Wan, HunyuanVideo)."""
+    f, h, w = _hidden_states(args, kwargs).shape[-3:]
+    return _video_grid(f, h, w, transformer)
+
+
+def _grid_from_frames_first(transformer, args: tuple, kwargs: dict) -> Grid:
+    """Video latents (B, F, C, H, W) patchified inside the transformer (CogVideoX)."""
+    shape = _hidden_states(args, kwargs).shape
+    return _video_grid(shape[1], shape[3], shape[4], transformer)
+
+
+def _grid_from_sizes(transformer, args: tuple, kwargs: dict) -> Grid:
+    """Packed video latents with the token grid passed as num_frames, height, width (LTX-Video)."""
+    return int(kwargs["num_frames"]), int(kwargs["height"]), int(kwargs["width"])
+
+
 GRID_READERS: dict[str, Callable[[torch.nn.Module, tuple, dict], Grid]] = {
     "latents": _grid_from_latents,
     "ids": _grid_from_ids,
     "shapes": _grid_from_shapes,
+    "video": _grid_from_video,
+    "frames_first": _grid_from_frames_first,
+    "sizes": _grid_from_sizes,
 }
 
 _FLUX = (
@@ -131,6 +164,19 @@ ADAPTERS: dict[str, Adapter] = {
         Adapter("PixArtTransformer2DModel", (BlockList("transformer_blocks", "block", image=None),), "batched", "latents"),
         Adapter("SanaTransformer2DModel", (BlockList("transformer_blocks", "block", image=None),), "batched", "latents"),
         Adapter("QwenImageTransformer2DModel", (BlockList("transformer_blocks", "double", image=1, text=0),), "sequential", "shapes"),
+        # Video: Wan's and LTX's blocks return the video tokens alone (text enters by cross-attention).
+        Adapter("WanTransformer3DModel", (BlockList("blocks", "block", image=None),), "sequential", "video"),
+        Adapter("LTXVideoTransformer3DModel", (BlockList("transformer_blocks", "block", image=None),), "batched", "sizes"),
+        Adapter(
+            "HunyuanVideoTransformer3DModel",
+            (
+                BlockList("transformer_blocks", "double", image=0, text=1),
+                BlockList("single_transformer_blocks", "single", image=0, text=1),
+            ),
+            cfg="sequential",
+            grid="video",
+        ),
+        Adapter("CogVideoXTransformer3DModel", (BlockList("transformer_blocks", "block", image=0, text=1),), "batched", "frames_first"),
     )
 }
 

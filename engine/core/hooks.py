@@ -9,6 +9,7 @@ run leaves the pipeline exactly as it was.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
@@ -25,7 +26,7 @@ Streams = dict[str, torch.Tensor]
 @dataclass(frozen=True)
 class BlockCall:
     """Where one block call sits: block name and position, denoising step (of `steps` planned), the
-    token grid, and which batch rows belong to which guidance branch ("cond", "uncond"; rows of
+    token grid ((h, w), or (frames, h, w) for a video), and which batch rows belong to which guidance branch ("cond", "uncond"; rows of
     several images are consecutive within a branch)."""
 
     name: str
@@ -56,8 +57,15 @@ def _begin(scheduler) -> int:
     return int(getattr(scheduler, "begin_index", None) or 0)
 
 
+def transformers(pipe) -> list[torch.nn.Module]:
+    """The pipeline's denoising transformers: `transformer`, and Wan 2.2's low-noise expert `transformer_2`
+    (it runs the steps below the pipeline's boundary, with the same block names)."""
+    second = getattr(pipe, "transformer_2", None)
+    return [pipe.transformer] if second is None else [pipe.transformer, second]
+
+
 class BlockHooks:
-    """Context manager that instruments `pipe.transformer` for the pipeline calls made inside it.
+    """Context manager that instruments the pipeline's transformer(s) for the pipeline calls made inside it.
 
     `images` is how many images the call makes (prompts x images per prompt), which tells the
     batched guidance halves apart; when unknown, the pipeline's own `do_classifier_free_guidance`
@@ -86,17 +94,17 @@ class BlockHooks:
         self._last_t: float | None = None
         self._branches: dict[str, slice] = {"cond": slice(None)}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._transformers = transformers(pipe)
         self._blocks = self.adapter.blocks(pipe.transformer)
 
     # Lifetime ------------------------------------------------------------------------------------
     def __enter__(self) -> "BlockHooks":
         try:
-            self._handles.append(
-                self.pipe.transformer.register_forward_pre_hook(self._on_transformer, with_kwargs=True)
-            )
-            for position, (name, block, spec) in enumerate(self._blocks):
-                self._handles.append(block.register_forward_pre_hook(self._pre_block(position, name)))
-                self._handles.append(block.register_forward_hook(self._post_block(position, name, spec)))
+            for transformer in self._transformers:
+                self._handles.append(transformer.register_forward_pre_hook(self._on_transformer, with_kwargs=True))
+                for position, (name, block, spec) in enumerate(self.adapter.blocks(transformer)):
+                    self._handles.append(block.register_forward_pre_hook(self._pre_block(position, name)))
+                    self._handles.append(block.register_forward_hook(self._post_block(position, name, spec)))
         except BaseException:
             self.remove()
             raise
@@ -115,7 +123,8 @@ class BlockHooks:
     # Step and branch tracking ------------------------------------------------------------------
     def _on_transformer(self, module, args, kwargs) -> None:
         t = kwargs.get("timestep")
-        value = None if t is None else float(torch.as_tensor(t).flatten()[0])
+        # The largest: image-to-video pipelines give the conditioning frame's tokens timestep 0 (LTX, Wan 2.2 TI2V).
+        value = None if t is None else float(torch.as_tensor(t).flatten().max())
         if value is None or value != self._last_t:
             if self.step >= 0:
                 self._end_step()
@@ -180,7 +189,7 @@ class BlockHooks:
         return hook
 
     def _split(self, output, spec: BlockList, name: str) -> Streams:
-        tokens = self.grid[0] * self.grid[1]
+        tokens = math.prod(self.grid)
         if spec.joint == "text_first":
             streams = {"text": output[:, :-tokens], "image": output[:, -tokens:]}
         elif spec.joint == "image_first":

@@ -1,7 +1,8 @@
 """The recording observer: reduces each block's streams on the model's device, one session per image.
 
 Reductions run on all images of a call at once; only reduced arrays leave the device, once per step
-and statistic, cast to float32 first (numpy has no bfloat16).
+and statistic, cast to float32 first (numpy has no bfloat16). For a video, token maps keep the frame
+axis, and each top channel's mean |x| per latent frame is kept too (first-frame dominance).
 """
 from __future__ import annotations
 
@@ -70,6 +71,7 @@ class Recorder:
     def _reset(self) -> None:
         self._stats: dict[str, dict[int, tuple[torch.Tensor, ...]]] = {"image": {}, "text": {}}
         self._maps: dict[str, dict[int, tuple[torch.Tensor, torch.Tensor]]] = {s: {} for s in ("top", *self.control_sets)}
+        self._frame_means: dict[int, torch.Tensor] = {}
         self._hidden: dict[tuple[str, str], torch.Tensor] = {}
 
     def on_block(self, call: BlockCall, streams: Streams) -> None:
@@ -80,7 +82,7 @@ class Recorder:
             self._start(call, streams, rows.stop - rows.start)
         for stream, x in streams.items():
             x = x[rows].float()
-            width = call.grid[1] if stream == "image" else 1
+            width = call.grid[-1] if stream == "image" else 1
             row = self.row[stream][call.name]
             mean, peak, median = reduce_tokens(x, median_stride(x.shape[1], x.shape[2], width))
             self._stats[stream][row] = (mean, peak, median)
@@ -88,6 +90,8 @@ class Recorder:
                 for name, channels in self._channel_sets(mean, row).items():
                     maps = torch.gather(x, 2, channels[:, None, :].expand(-1, x.shape[1], -1))
                     self._maps[name][row] = (channels, maps.transpose(1, 2).reshape(*channels.shape, *call.grid))
+                if len(call.grid) == 3:
+                    self._frame_means[row] = self._maps["top"][row][1].abs().mean(dim=(-2, -1))
             if call.name in self.hidden[0] and call.step in self.hidden[1]:
                 self._hidden[(stream, call.name)] = x.clone()
         return None
@@ -98,6 +102,7 @@ class Recorder:
         stats = {stream: self._stream_stats(stream) for stream in self.row}
         sets = {name: self._stacked(name) for name in self._maps}
         hidden = {key: value.cpu().numpy() for key, value in self._hidden.items()}
+        frame_means = self._stacked_frame_means()
         for i, writer in enumerate(self.writers):
             top_channels, top_maps = sets["top"]
             record = StepRecord(
@@ -106,6 +111,7 @@ class Recorder:
                 top_channels[:, i], top_maps[:, i],
                 {key: value[i] for key, value in hidden.items()},
                 {name: (channels[:, i], maps[:, i]) for name, (channels, maps) in sets.items() if name != "top"},
+                None if frame_means is None else frame_means[:, i],
             )
             writer.write_step(record)
         self._reset()
@@ -125,6 +131,12 @@ class Recorder:
         channels = torch.stack([c for c, _ in rows]).to(torch.int32).cpu().numpy()
         return channels, torch.stack([m for _, m in rows]).cpu().numpy()
 
+    def _stacked_frame_means(self) -> np.ndarray | None:
+        """(blocks, images, k, frames) mean |x| of the top channels per latent frame; None for images."""
+        if not self._frame_means:
+            return None
+        return torch.stack([self._frame_means[i] for i in range(len(self.row["image"]))]).cpu().numpy()
+
     def _stream_stats(self, stream: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A stream's rows as (blocks, images, ...); a block that returned no such stream this step
         (SD3's last joint block has no text output) keeps NaN."""
@@ -141,7 +153,7 @@ class Recorder:
         return mean, peak, median
 
     def finish(self, images: Sequence[np.ndarray | None]) -> None:
-        """Store each session's image and mark it complete."""
+        """Store each session's image (or video frames) and mark it complete."""
         for writer, image in zip(self.writers, images):
             writer.finish(image)
 
