@@ -38,7 +38,7 @@ def summary(path: Path, k: int | None = None) -> dict:
             "width": info.get("width"),
             "dtype": info.get("dtype"),
             "complete": s.complete,
-            "grid": list(s.grid),
+            "grid": list(s.token_grid),
             "blocks": [
                 {
                     "block": b.block,
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.session}: {state}")
     print(f"  model   {data['model']} ({data['transformer_class']}, {data['dtype']})")
     print(f"  prompt  {data['prompt']!r}  seed {data['seed']}  steps {data['steps']}  guidance {data['guidance']}")
-    print(f"  size    {data['height']}x{data['width']}  token grid {data['grid'][0]}x{data['grid'][1]}")
+    print(f"  size    {data['height']}x{data['width']}  token grid {'x'.join(map(str, data['grid']))}")
     print(f"  {'block':<12} {'stream':<6} {'max/median':>11} {'Sun':>4}  top channels")
     for b in data["blocks"]:
         top = " ".join(str(c) for c in b["top_channels"][:8])

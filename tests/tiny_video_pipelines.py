@@ -37,7 +37,10 @@ from transformers import CLIPTextModel, LlamaConfig, LlamaModel, LlamaTokenizer,
 
 from tests.tiny_pipelines import NEGATIVE_PROMPT, PROMPT, _clip_config, _clip_tokenizer, _t5_encoder, _t5_tokenizer
 
-VIDEO_ARCHITECTURES: tuple[str, ...] = ("wan", "ltx", "hunyuanvideo", "cogvideox")
+VIDEO_ARCHITECTURES: tuple[str, ...] = ("wan", "ltx", "hunyuanvideo", "cogvideox")  # also built: "wan2.2" (two experts)
+# Pixels per latent token: spatial VAE factor x transformer patch, and frames per latent frame.
+SPATIAL = {"wan": 16, "wan2.2": 16, "ltx": 32, "hunyuanvideo": 16, "cogvideox": 16}
+TEMPORAL = {"wan": 4, "wan2.2": 4, "ltx": 8, "hunyuanvideo": 4, "cogvideox": 4}
 
 # Words of HunyuanVideo's prompt template and the tiny prompts, so the Llama tokenizer splits them into words.
 _LLAMA_CORPUS = [
@@ -77,21 +80,23 @@ def _llama_tokenizer() -> LlamaTokenizer:
     return tokenizer
 
 
-def _wan() -> WanPipeline:
+def _wan(two_experts: bool = False) -> WanPipeline:
+    """Wan 2.1; with `two_experts`, Wan 2.2 A14B's layout: a second transformer for the low-noise steps
+    (timesteps below 0.875 x 1000, Wan 2.2 T2V's boundary)."""
     tokenizer = _t5_tokenizer()
     text_encoder = UMT5EncoderModel(
         UMT5Config(vocab_size=len(tokenizer), d_model=32, d_kv=16, d_ff=64, num_layers=2, num_heads=2,
                    relative_attention_num_buckets=8, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     )
-    transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=16, in_channels=4, out_channels=4,
-        text_dim=32, freq_dim=32, ffn_dim=64, num_layers=2, rope_max_seq_len=32,
-    )
+    config = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=16, in_channels=4, out_channels=4,
+                  text_dim=32, freq_dim=32, ffn_dim=64, num_layers=2, rope_max_seq_len=32)
+    transformer = WanTransformer3DModel(**config)
+    experts = {"transformer_2": WanTransformer3DModel(**config), "boundary_ratio": 0.875} if two_experts else {}
     # Three levels with two temporal downsamples, as in Wan 2.1's VAE: 8x spatial, 4x temporal.
     vae = AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True],
                            latents_mean=[0.0] * 4, latents_std=[1.0] * 4)
     return WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
-                       scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0))
+                       scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), **experts)
 
 
 def _ltx() -> LTXPipeline:
@@ -150,6 +155,7 @@ def _cogvideox() -> CogVideoXPipeline:
 
 _BUILDERS: dict[str, Callable[[], DiffusionPipeline]] = {
     "wan": _wan,
+    "wan2.2": lambda: _wan(two_experts=True),
     "ltx": _ltx,
     "hunyuanvideo": _hunyuanvideo,
     "cogvideox": _cogvideox,
@@ -164,6 +170,11 @@ def build_tiny_video_pipeline(arch: str, folder: Path, seed: int = 0) -> Path:
     return Path(folder)
 
 
+def token_grid(arch: str, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
+    """The (frames, h, w) latent-token grid the real model family makes of a request."""
+    return (num_frames - 1) // TEMPORAL[arch] + 1, height // SPATIAL[arch], width // SPATIAL[arch]
+
+
 def tiny_video_call_kwargs(arch: str) -> dict:
     """Pipeline __call__ kwargs for a fast run with classifier-free guidance active (add `generator`).
 
@@ -172,6 +183,7 @@ def tiny_video_call_kwargs(arch: str) -> dict:
               "num_inference_steps": 2, "max_sequence_length": 16}
     per_arch: dict[str, dict] = {
         "wan": {"guidance_scale": 5.0},
+        "wan2.2": {"guidance_scale": 5.0},
         "ltx": {"height": 64, "width": 96, "guidance_scale": 3.0},
         "hunyuanvideo": {"true_cfg_scale": 2.0, "guidance_scale": 6.0},
         "cogvideox": {"guidance_scale": 6.0},
