@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .imaging import save_png
+
 PREVIEW_FPS = 16  # Wan's frame rate; a preview only, the PNGs hold every frame exactly
 
 
@@ -16,6 +18,14 @@ def save_frames(frames: np.ndarray, folder: Path) -> list[Path]:
     for frame, path in zip(frames, paths):
         Image.fromarray(frame).save(path)
     return paths
+
+
+def save_output(image: np.ndarray, path: Path) -> list[Path]:
+    """A generation's output: an image as the PNG `path`; a video (F, H, W, 3) as its first frame there
+    (the still that grids and strips show) and the clip as a GIF beside it."""
+    if image.ndim == 3:
+        return [save_png(image, path)]
+    return [save_png(image[0], path), save_animation(image, path.with_suffix(".gif"))]
 
 
 def save_animation(frames: np.ndarray, path: Path, fps: float = PREVIEW_FPS) -> Path:

@@ -242,6 +242,12 @@ class Session:
         return None if ds is None else _read(ds)
 
     @property
+    def output_frames(self) -> int:
+        """How many frames the stored video has (0 for an image session or an unfinished one), without reading them."""
+        ds = self._file.get(S.FRAMES)
+        return 0 if ds is None else int(ds.shape[0])
+
+    @property
     def frames(self) -> np.ndarray | None:
         """A video's frames, uint8 (frames, H, W, 3); None for an image session or until the run completes."""
         ds = self._file.get(S.FRAMES)
