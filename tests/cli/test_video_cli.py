@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from massivelens.cli.main import main
 from massivelens.sessions.reader import open_session
-from tests.cli.test_cli import main_py
 from tests.tiny_video_pipelines import token_grid
 
 FRAMES = 5
@@ -20,25 +20,22 @@ FRAMES = 5
 @pytest.fixture(scope="module")
 def recorded(tiny_video_pipelines, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("video_cli") / "v.h5"
-    result = main_py(
-        "record", "--model", str(tiny_video_pipelines("wan")), "--prompt", "a red circle", "--frames", str(FRAMES),
-        "--steps", "2", "--height", "32", "--width", "64", "--k", "3", "--out", str(out),
-    )
-    assert result.returncode == 0, result.stderr
+    assert main(["record", "--model", str(tiny_video_pipelines("wan")), "--prompt", "a red circle", "--frames", str(FRAMES),
+                 "--steps", "2", "--height", "32", "--width", "64", "--k", "3", "--out", str(out)]) == 0
     return out
 
 
-def test_record_frames_passes_num_frames(recorded):
+def test_record_frames_passes_num_frames(recorded, capsys):
     with open_session(recorded) as s:
         assert s.complete and s.call["kwargs"]["num_frames"] == FRAMES
         assert s.frames.shape == (FRAMES, 32, 64, 3) and s.token_grid == token_grid("wan", FRAMES, 32, 64)
-    data = json.loads(main_py("inspect", str(recorded), "--json").stdout)
-    assert data["grid"] == list(token_grid("wan", FRAMES, 32, 64))
+    capsys.readouterr()
+    assert main(["inspect", str(recorded), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["grid"] == list(token_grid("wan", FRAMES, 32, 64))
 
 
 def test_export_writes_frames_a_preview_and_a_script_that_makes_them_again(recorded, tmp_path):
-    result = main_py("export", str(recorded), "--out", str(tmp_path / "x"))
-    assert result.returncode == 0, result.stderr
+    assert main(["export", str(recorded), "--out", str(tmp_path / "x")]) == 0
     with open_session(recorded) as s:
         frames = s.frames
     pngs = sorted((tmp_path / "x" / "frames").glob("*.png"))
@@ -54,12 +51,11 @@ def test_export_writes_frames_a_preview_and_a_script_that_makes_them_again(recor
     np.testing.assert_array_equal(again, frames)
 
 
-def test_frames_on_an_image_model_give_one_line(tiny_pipelines, tmp_path):
-    result = main_py("record", "--model", str(tiny_pipelines("flux")), "--prompt", "x", "--frames", "5",
-                     "--out", str(tmp_path / "a.h5"))
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode != 0 and len(lines) == 1, result.stderr
-    assert "FluxPipeline makes images; frames need a video pipeline" in lines[0]
+def test_frames_on_an_image_model_give_one_line(tiny_pipelines, tmp_path, capsys):
+    assert main(["record", "--model", str(tiny_pipelines("flux")), "--prompt", "x", "--frames", "5",
+                 "--out", str(tmp_path / "a.h5")]) == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert lines == ["error: FluxPipeline makes images; frames need a video pipeline"]
 
 
 def test_frames_below_one_are_refused():
