@@ -168,3 +168,17 @@ def test_image_to_video_steps_are_told_apart_by_the_generated_frames(tiny_video_
     with massivelens.open_session(tmp_path / "s.h5") as s:
         assert s.steps_done == 3 and np.all(np.diff(s.timesteps) < 0)
         assert s.call["inputs"] == ["image"]
+
+
+@pytest.mark.parametrize("arch", ["ltx", "wan"])
+def test_several_videos_per_call_write_one_session_each(arch, tiny_video_pipelines, tmp_path):
+    pipe = load(tiny_video_pipelines(arch))
+    kw = {**tiny_video_call_kwargs(arch), "num_videos_per_prompt": 2}
+    plain = pipe(**seeded(kw), output_type="np").frames
+    with massivelens.recording(pipe, tmp_path / "v.h5") as rec:
+        pipe(**seeded(kw), output_type="np")
+    assert [p.name for p in rec.paths] == ["v-0.h5", "v-1.h5"]
+    for i, path in enumerate(rec.paths):
+        with massivelens.open_session(path) as s:
+            np.testing.assert_array_equal(s.frames, to_uint8(plain[i]))
+            assert s.image_index == i and s.images_in_call == 2
