@@ -18,8 +18,8 @@ from PIL import Image
 
 from ..imaging import image_grid, save_png
 from ..shapes.world import ATTRIBUTES, parse_caption
-from .metrics import mse, psnr, temporal_consistency, uses_world
 from ..video_files import save_output
+from .metrics import mse, psnr, temporal_consistency, uses_world
 from .transport import TransportResult
 
 REPORT = "transport.json"

@@ -26,8 +26,8 @@ Streams = dict[str, torch.Tensor]
 @dataclass(frozen=True)
 class BlockCall:
     """Where one block call sits: block name and position, denoising step (of `steps` planned), the
-    token grid ((h, w), or (frames, h, w) for a video), and which batch rows belong to which guidance branch ("cond", "uncond"; rows of
-    several images are consecutive within a branch)."""
+    token grid ((h, w), or (frames, h, w) for a video), and which batch rows belong to which guidance
+    branch ("cond", "uncond"; rows of several images are consecutive within a branch)."""
 
     name: str
     position: int

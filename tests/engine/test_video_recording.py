@@ -12,7 +12,7 @@ import massivelens
 from massivelens.engine.core.architectures import ADAPTERS, adapter_for
 from massivelens.engine.core.calls import to_uint8
 from tests.hooked import seeded
-from tests.tiny_video_pipelines import VIDEO_ARCHITECTURES, token_grid, tiny_video_call_kwargs
+from tests.tiny_video_pipelines import VIDEO_ARCHITECTURES, tiny_video_call_kwargs, token_grid
 
 PLANTED_IMAGE, PLANTED_TEXT = 5, 9
 TEXT_TOKENS = 16  # max_sequence_length of the tiny calls

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -63,7 +64,7 @@ def test_image_sessions_carry_no_frame_axis(tmp_path):
 
 
 def test_schema_doc_names_the_video_datasets():
-    text = open(S.__file__.replace("schema.py", "SCHEMA.md")).read()
+    text = Path(S.__file__).with_name("SCHEMA.md").read_text()
     spans = re.findall(r"`([^`]+)`", text)
     for name in (f"image/{S.TOP_FRAME_MEAN_ABS}", S.FRAMES):
         assert name in spans, name
