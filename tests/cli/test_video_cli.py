@@ -29,9 +29,15 @@ def test_record_frames_passes_num_frames(recorded, capsys):
     with open_session(recorded) as s:
         assert s.complete and s.call["kwargs"]["num_frames"] == FRAMES
         assert s.frames.shape == (FRAMES, 32, 64, 3) and s.token_grid == token_grid("wan", FRAMES, 32, 64)
+        per_frame = s.top_frame_mean_abs()[:, :, 0]
     capsys.readouterr()
     assert main(["inspect", str(recorded), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["grid"] == list(token_grid("wan", FRAMES, 32, 64))
+    data = json.loads(capsys.readouterr().out)
+    assert data["grid"] == list(token_grid("wan", FRAMES, 32, 64))
+    expected = (per_frame[..., 0] / per_frame[..., 1:].mean(axis=-1)).mean(axis=0)
+    np.testing.assert_allclose(data["first_frame_ratio"], expected, rtol=1e-6)
+    assert main(["inspect", str(recorded)]) == 0
+    assert "latent frame 0 / later frames" in capsys.readouterr().out
 
 
 def test_export_writes_frames_a_preview_and_a_script_that_makes_them_again(recorded, tmp_path):
