@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +143,22 @@ def test_transport_masks_span_the_latent_frames(tiny_video_pipelines, tmp_path):
     assert 0 < result.mask.sum() < result.mask.size
     assert not np.array_equal(result.results[0].image, result.source_image)
     assert not np.array_equal(result.results[0].image, result.target_image)
+
+
+def test_claims_take_a_folder_of_frame_masks_per_prompt(tiny_video_pipelines, tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text(PROMPT + "\n")
+    masks = tmp_path / "masks"
+    frames = 5
+    (masks / "000").mkdir(parents=True)
+    for f in range(frames):
+        Image.fromarray(np.full((SIZE["height"], SIZE["width"]), 255 * (f % 2), np.uint8)).save(masks / "000" / f"{f:04d}.png")
+    args = ["claims", "--model", str(tiny_video_pipelines("wan")), "--prompt-file", str(prompts), "--prompts", "1",
+            "--ks", "1", "--strategies", "top", "--frames", str(frames), "--height", str(SIZE["height"]),
+            "--width", str(SIZE["width"]), "--steps", "2", "--masks", str(masks), "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    claims = json.loads((tmp_path / "out" / "claims.json").read_text())
+    assert [e["strategy"] for e in claims["disruption"]] == ["top"]
+    assert {e["block"] for e in claims["clusters"]} == {"block.0", "block.1"}
+    with (tmp_path / "out" / "clusters.csv").open() as f:
+        assert {int(r["frame"]) for r in csv.DictReader(f)} == set(range(frames))
