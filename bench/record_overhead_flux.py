@@ -26,10 +26,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from diffusers import DiffusionPipeline, FluxTransformer2DModel  # noqa: E402
+from record_overhead import blocked_time  # noqa: E402
 
 import massivelens  # noqa: E402
 from massivelens.engine import loading  # noqa: E402
-from record_overhead import blocked_time  # noqa: E402
 from tests.tiny_pipelines import build_tiny_pipeline  # noqa: E402
 
 PROFILES = ("default", "lean")
