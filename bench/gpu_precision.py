@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.record_overhead import flux_width  # noqa: E402
 from bench.record_overhead_flux import timed  # noqa: E402
 from massivelens.engine import defaults  # noqa: E402
-from massivelens.engine.core.architectures import adapter_for  # noqa: E402
-from massivelens.engine.generation import Generation, call_kwargs, resolve  # noqa: E402
-from massivelens.engine.jobs import RecordRequest, record, transformer_width  # noqa: E402
+from massivelens.engine.core.pipeline_info import transformer_width  # noqa: E402
+from massivelens.engine.generation import Generation, call_kwargs, default_size, resolve  # noqa: E402
+from massivelens.engine.jobs import RecordRequest, record  # noqa: E402
 from massivelens.engine.loading import ModelSpec, load_pipeline  # noqa: E402
 from massivelens.sessions.reader import open_session  # noqa: E402
 from tests.tiny_pipelines import build_tiny_pipeline  # noqa: E402
@@ -37,11 +37,9 @@ DTYPES = ("fp32", "bf16", "fp16")
 
 def measure(model: str, gen: Generation, dtype: str, device: str, repeats: int, out: Path) -> dict:
     pipe = load_pipeline(ModelSpec(model, dtype, device))
-    kwargs = call_kwargs(pipe, adapter_for(pipe.transformer), gen)
     plain, recorded = [], []
     for i in range(repeats + 1):  # the first pair warms up and is dropped
-        with torch.inference_mode():
-            p = timed(lambda: pipe(**kwargs), device.startswith("cuda"))
+        p = timed(lambda: pipe(**call_kwargs(pipe, gen)), device.startswith("cuda"))
         request = RecordRequest(prompt=gen.prompt, out=out / f"{dtype}.h5", model=model, seed=gen.seed,
                                 steps=gen.steps, guidance=gen.guidance, height=gen.height, width=gen.width,
                                 dtype=dtype, device=device, overwrite=True)
@@ -52,6 +50,11 @@ def measure(model: str, gen: Generation, dtype: str, device: str, repeats: int, 
     return {"plain_s": statistics.median(t for t, _ in plain), "recorded_s": statistics.median(t for t, _ in recorded),
             "plain_gib": max(m for _, m in plain), "recorded_gib": max(m for _, m in recorded),
             "session": out / f"{dtype}.h5"}
+
+
+def save(pipe, folder: Path) -> str:
+    pipe.save_pretrained(folder)
+    return str(folder)
 
 
 def compare(session: Path, reference: Path) -> dict:
@@ -84,13 +87,14 @@ def main() -> None:
         embedded = defaults.DEFAULT_MODEL
         prompt = "a small red circle on a blue background at top left"
         pipe = load_pipeline(ModelSpec(embedded, "fp32", args.device))
-        gen = resolve(pipe, embedded, prompt)
-        tokens = (gen.height // pipe.vae_scale_factor // 2) * (gen.width // pipe.vae_scale_factor // 2)
+        gen = resolve(embedded, prompt)
+        height, width = default_size(pipe, gen)
+        tokens = (height // pipe.vae_scale_factor // 2) * (width // pipe.vae_scale_factor // 2)
         cases = {
             f"embedded ({transformer_width(pipe.transformer)} ch, {tokens} tokens)": (embedded, gen),
             f"FLUX-width (3072 ch, {(args.size // 16) ** 2} tokens)": (
-                str(flux_width(build_tiny_pipeline("flux", root / "tiny"), root / "flux-width")),
-                Generation(prompt, "", 0, args.steps, 3.5, args.size, args.size),
+                save(flux_width(build_tiny_pipeline("flux", root / "tiny")), root / "flux-width"),
+                Generation(prompt, steps=args.steps, guidance=3.5, height=args.size, width=args.size),
             ),
         }
         print(f"{'case':<34} {'dtype':<5} {'plain s':>8} {'rec s':>7} {'ratio':>6} {'plain GiB':>9} {'rec GiB':>8}"

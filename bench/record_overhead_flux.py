@@ -5,9 +5,10 @@
 A FLUX.1-dev-sized transformer (19 double + 38 single blocks, 3072 channels, 24 heads, guidance
 embedding; random weights, built on the device in bf16) inside the tests' tiny FLUX pipeline (its small
 text encoders and VAE), so no hub weights are needed: 1024x1024 gives 4096 image tokens, as FLUX does.
-Plain and recorded runs alternate after one warm-up pair; prints median wall times, their ratio, peak
-CUDA memory of each, and where a recorded run spends its host time (cProfile of one run).
-Goal: ratio <= 1.05. `--device cpu --blocks 1 1 --size 128 --steps 2` is a smoke run of the script.
+Plain and recorded runs (the `default` and `lean` profiles, through `massivelens.record`) alternate after
+one warm-up round; prints median wall times, their ratios, peak CUDA memory of each, the time per step
+the loop spends in the recorder's hooks, and where a recorded run spends its host time (cProfile).
+Goals: default <= 1.05, lean <= 1.02. `--device cpu --blocks 1 1 --size 128 --steps 2` is a smoke run.
 """
 from __future__ import annotations
 
@@ -25,17 +26,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from diffusers import DiffusionPipeline, FluxTransformer2DModel  # noqa: E402
+from record_overhead import blocked_time  # noqa: E402
 
+import massivelens  # noqa: E402
 from massivelens.engine import loading  # noqa: E402
-from massivelens.engine.core.architectures import adapter_for  # noqa: E402
-from massivelens.engine.generation import Generation, call_kwargs  # noqa: E402
-from massivelens.engine.jobs import RecordRequest, record  # noqa: E402
 from tests.tiny_pipelines import build_tiny_pipeline  # noqa: E402
+
+PROFILES = ("default", "lean")
 
 
 def flux_sized(tiny: Path, device: str, dtype: str, blocks: tuple[int, int]):
-    """The tiny pipeline with a FLUX.1-dev-sized random transformer, registered as the loaded model of
-    `tiny` (the loader's one-entry cache) so `record` uses it without writing 24 GB of weights."""
+    """The tiny pipeline with a FLUX.1-dev-sized random transformer (no 24 GB of weights to write or load)."""
     pipe = DiffusionPipeline.from_pretrained(tiny)
     torch.manual_seed(0)
     with torch.device(device):
@@ -47,8 +48,6 @@ def flux_sized(tiny: Path, device: str, dtype: str, blocks: tuple[int, int]):
     pipe.register_modules(transformer=transformer)
     pipe.to(device, loading.TORCH_DTYPES[dtype])
     pipe.set_progress_bar_config(disable=True)
-    loading._cache.clear()
-    loading._cache[loading.ModelSpec(str(tiny), dtype, device)] = pipe
     return pipe
 
 
@@ -100,29 +99,38 @@ def main() -> None:
         tiny = build_tiny_pipeline("flux", Path(tmp) / "tiny")
         pipe = flux_sized(tiny, args.device, args.dtype, tuple(args.blocks))
         params = sum(p.numel() for p in pipe.transformer.parameters()) / 1e9
-        gen = Generation("a red circle", "", 0, args.steps, 3.5, args.size, args.size)
-        kwargs = call_kwargs(pipe, adapter_for(pipe.transformer), gen)
-        request = RecordRequest(prompt=gen.prompt, out=Path(tmp) / "s.h5", model=str(tiny), steps=gen.steps,
-                                guidance=gen.guidance, height=gen.height, width=gen.width, dtype=args.dtype,
-                                device=args.device, overwrite=True)
-        plain, recorded = [], []
-        for i in range(args.repeats + 1):  # the first pair warms up and is dropped
-            with torch.inference_mode():
-                p = timed(lambda: pipe(**kwargs), cuda)
-            r = timed(lambda: record(request), cuda)
+        call = dict(prompt="a red circle", num_inference_steps=args.steps, height=args.size, width=args.size)
+
+        def seeded() -> dict:
+            return {**call, "generator": torch.Generator("cpu").manual_seed(0)}
+
+        def recorded(profile: str):
+            return lambda: massivelens.record(pipe, Path(tmp) / f"{profile}.h5", profile=profile, overwrite=True, **seeded())
+
+        plain, runs, blocked = [], {p: [] for p in PROFILES}, {p: [] for p in PROFILES}
+        for i in range(args.repeats + 1):  # the first round warms up and is dropped
+            p = timed(lambda: pipe(**seeded()), cuda)
+            for profile in PROFILES:
+                with blocked_time() as spent:
+                    r = timed(recorded(profile), cuda)
+                if i:
+                    runs[profile].append(r)
+                    blocked[profile].append(spent[0] / args.steps)
             if i:
                 plain.append(p)
-                recorded.append(r)
-        profile = cProfile.Profile()
-        profile.runcall(record, request)
-    tp, tr = statistics.median(t for t, _ in plain), statistics.median(t for t, _ in recorded)
+        profile_run = cProfile.Profile()
+        profile_run.runcall(recorded("default"))
+    tp = statistics.median(t for t, _ in plain)
     device = torch.cuda.get_device_name() if cuda else args.device
     print(f"{device}, torch {torch.__version__}: transformer {params:.2f}B params, {args.dtype}, "
           f"{sum(args.blocks)} blocks, {(args.size // 16) ** 2} image tokens, {args.steps} steps")
-    print(f"plain {tp:.3f} s, recorded {tr:.3f} s, ratio {tr / tp:.3f} (median of {args.repeats}, interleaved)")
-    print(f"peak memory: plain {max(m for _, m in plain):.2f} GiB, recorded {max(m for _, m in recorded):.2f} GiB")
-    print("host time of one recorded run, engine and sessions functions by cumulative time:")
-    pstats.Stats(profile).sort_stats("cumulative").print_stats(r"(engine|sessions)/", 14)
+    print(f"plain {tp:.3f} s, peak memory {max(m for _, m in plain):.2f} GiB (median of {args.repeats}, interleaved)")
+    for profile in PROFILES:
+        tr = statistics.median(t for t, _ in runs[profile])
+        print(f"{profile:<8} recorded {tr:.3f} s, ratio {tr / tp:.3f}, peak memory {max(m for _, m in runs[profile]):.2f} GiB, "
+              f"blocked {1e3 * statistics.median(blocked[profile]):.1f} ms/step ({100 * statistics.median(blocked[profile]) / (tp / args.steps):.1f}% of a step)")
+    print("host time of one recorded (default) run, engine and sessions functions by cumulative time:")
+    pstats.Stats(profile_run).sort_stats("cumulative").print_stats(r"(engine|sessions)/", 14)
     costs = reduction_costs((args.size // 16) ** 2, 3072, args.device, args.dtype)
     print("reductions of one block's image stream, ms:", ", ".join(f"{k} {v:.3f}" for k, v in costs.items()))
 

@@ -7,10 +7,12 @@ at 480x832, i.e. 21 x 30 x 52 = 32760 latent tokens. Four measurements:
 (1) a WanPipeline with a random transformer of `--blocks` such blocks, called with prompt embeddings and
     output_type="latent" (no text encoder or VAE cost), plain then recorded (k 16): wall time per block call;
 (2) the recorder alone at Wan2.1-1.3B's 30 blocks, driven with random hidden states of that geometry:
-    seconds per recorded block call and per step write (reductions, maps, per-frame means, HDF5);
+    seconds per recorded block call (reductions, maps, per-frame means) and per step end (16-bit encoding
+    and hand-over to the background writer: the time the denoising loop is blocked);
 (3) the ratio extrapolated to 30 blocks and 50 steps with classifier-free guidance (two transformer calls
-    per step, the conditional one recorded): (2*30*t_block + 30*t_record + t_write) / (2*30*t_block);
-(4) the session size per step and for 50 steps plus the 81 uint8 frames, top-k only and with control sets.
+    per step, the conditional one recorded): (2*30*t_block + 30*t_record + t_step_end) / (2*30*t_block);
+(4) the session size per recording profile (full, default, lean) for 50 steps and the 81 uint8 frames,
+    from real files written by the real writer (tests.session_factory.float_step packs as the recorder does).
 On a GPU a block call takes milliseconds, not minutes: there (2) is the number that matters.
 """
 from __future__ import annotations
@@ -19,8 +21,10 @@ import argparse
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -28,11 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from diffusers import DiffusionPipeline, WanTransformer3DModel  # noqa: E402
 
 import massivelens  # noqa: E402
+from massivelens.engine.api import kept_steps  # noqa: E402
 from massivelens.engine.core.hooks import BlockCall  # noqa: E402
 from massivelens.engine.core.recording import Recorder  # noqa: E402
 from massivelens.sessions.records import Layout  # noqa: E402
 from massivelens.sessions.writer import SessionWriter  # noqa: E402
-from tests.session_factory import synthetic_info  # noqa: E402
+from tests.session_factory import float_step, synthetic_info  # noqa: E402
 from tests.tiny_video_pipelines import build_tiny_video_pipeline  # noqa: E402
 
 WIDTH, HEADS, FFN, TEXT, TEXT_TOKENS = 1536, 12, 8960, 4096, 512
@@ -73,8 +78,8 @@ def end_to_end(pipe, steps: int, cfg: bool, out: Path) -> tuple[float, float]:
     return times[0], times[1]
 
 
-def recorder_cost(out: Path, controls: tuple[str, ...], steps: int = 2) -> tuple[float, float, int]:
-    """(seconds per recorded block call, seconds per step write, file bytes per step) at 30 blocks."""
+def recorder_cost(out: Path, controls: tuple[str, ...], steps: int = 2) -> tuple[float, float]:
+    """(seconds per recorded block call, seconds per step end) at 30 blocks, default profile."""
     names = [f"block.{i}" for i in range(BLOCKS)]
     layout = Layout(blocks={"image": names}, channels={"image": WIDTH}, grid=GRID, control_sets=controls)
 
@@ -93,7 +98,26 @@ def recorder_cost(out: Path, controls: tuple[str, ...], steps: int = 2) -> tuple
         blocks_s += middle - start
         write_s += time.perf_counter() - middle
     recorder.finish([None])
-    return blocks_s / (steps * BLOCKS), write_s / steps, out.stat().st_size // steps
+    return blocks_s / (steps * BLOCKS), write_s / steps
+
+
+def session_size(path: Path, profile: str) -> int:
+    """Bytes of a 50-step session of the Wan layout in one profile, with its 81 frames."""
+    rng = np.random.default_rng(0)
+    names = [f"block.{i}" for i in range(BLOCKS)]
+    layout = Layout(blocks={"image": names}, channels={"image": WIDTH}, grid=GRID, profile=profile,
+                    kept_steps=kept_steps(profile, None, STEPS))
+    runs: dict = {}
+    with SessionWriter(path, synthetic_info(STEPS, K), layout) as writer:
+        for step in range(STEPS):
+            mean = rng.gamma(2.0, size=(BLOCKS, WIDTH)).astype(np.float32)
+            top = np.argsort(-mean, axis=1)[:, :K].astype(np.int32)
+            maps = {"top": rng.normal(size=(BLOCKS, K, *GRID)).astype(np.float32)} if layout.keeps(step) else {}
+            record = float_step(layout, step, float(step), {"image": (mean, mean * 4, np.full(BLOCKS, 1.5, np.float32))},
+                                {"top": top}, maps, runs)
+            writer.write_step(replace(record, top_frame_mean_abs=rng.random((BLOCKS, K, GRID[0]), dtype=np.float32)))
+        writer.finish(np.zeros((FRAMES, HEIGHT, PIXELS_W, 3), np.uint8))
+    return path.stat().st_size
 
 
 def main() -> None:
@@ -121,16 +145,19 @@ def main() -> None:
                   f"plain {plain:.1f} s, recorded {recorded:.1f} s, ratio {recorded / plain:.4f}; "
                   f"{t_block:.1f} s per plain block call, {(recorded - plain) / (args.blocks * args.steps):.2f} s recording per block")
         for controls in ((), ("bottom", "random")):
-            per_block, per_write, per_step = recorder_cost(root / "rec.h5", controls)
+            per_block, per_end = recorder_cost(root / "rec.h5", controls)
             label = "top-k" if not controls else "top-k + bottom/random"
-            print(f"(2) recorder alone, {label}: {per_block:.3f} s per block call, {per_write:.2f} s per step write")
+            print(f"(2) recorder alone, {label}: {per_block:.3f} s per block call, {per_end:.2f} s per step end")
             if t_block:
                 plain_50 = 2 * BLOCKS * t_block
-                ratio = (plain_50 + BLOCKS * per_block + per_write) / plain_50
+                ratio = (plain_50 + BLOCKS * per_block + per_end) / plain_50
                 print(f"(3) {label}, extrapolated to {BLOCKS} blocks x {STEPS} steps with CFG: ratio {ratio:.4f} "
-                      f"({BLOCKS * per_block + per_write:.1f} s recording per step over {plain_50:.0f} s of blocks)")
-            total = per_step * STEPS + FRAMES * HEIGHT * PIXELS_W * 3
-            print(f"(4) {label}: {per_step / 2**20:.1f} MiB per step, {total / 2**30:.2f} GiB for {STEPS} steps with the frames")
+                      f"({BLOCKS * per_block + per_end:.1f} s recording per step over {plain_50:.0f} s of blocks)")
+        for profile in ("full", "default", "lean"):
+            size = session_size(root / f"{profile}.h5", profile)
+            print(f"(4) {profile} profile: {size / 2**30:.2f} GiB for {STEPS} steps (k {K}, top-k maps) with the "
+                  f"{FRAMES} frames ({FRAMES * HEIGHT * PIXELS_W * 3 / 2**20:.0f} MiB of them)")
+            (root / f"{profile}.h5").unlink()
 
 
 if __name__ == "__main__":

@@ -31,8 +31,7 @@ from massivelens.engine import defaults  # noqa: E402
 from massivelens.engine.analysis.metrics import psnr  # noqa: E402
 from massivelens.engine.analysis.transport import TransportRequest, transport  # noqa: E402
 from massivelens.engine.analysis.transport_report import attribute_transfer  # noqa: E402
-from massivelens.engine.core.architectures import adapter_for  # noqa: E402
-from massivelens.engine.generation import generate, resolve, to_uint8  # noqa: E402
+from massivelens.engine.generation import call_kwargs, resolve  # noqa: E402
 from massivelens.engine.loading import ModelSpec, load_pipeline  # noqa: E402
 from massivelens.engine.shapes.world import (  # noqa: E402
     COLORS,
@@ -85,8 +84,8 @@ def reference_table(args: argparse.Namespace, base: dict, tmp: Path, header: str
                                                 inversion=method, out=tmp / f"{method}{captioned}{i}", **base))
             psnrs[method, captioned].append(psnr(result.source_image, result.reference))
             runs[method, captioned].append([attribute_transfer(caption, target, r.image)[0] for r in result.results])
-        gen = resolve(pipe, args.model, caption, guidance=args.guidance)
-        plain.append(psnr(to_uint8(generate(pipe, adapter_for(pipe.transformer), gen)), result.reference))
+        gen = resolve(args.model, caption, guidance=args.guidance)
+        plain.append(psnr(np.asarray(pipe(**call_kwargs(pipe, gen)).images[0]), result.reference))
     print(f"  PSNR (dB) to the reference of the source run's image, mean over {args.references}")
     print("  (euler: reconstruction from the inverted noise; noise: the VAE round trip, its last step lands on x0)")
     for (method, captioned), values in psnrs.items():

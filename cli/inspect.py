@@ -38,7 +38,7 @@ def summary(path: Path, k: int | None = None) -> dict:
             "width": info.get("width"),
             "dtype": info.get("dtype"),
             "complete": s.complete,
-            "grid": list(s.token_grid),
+            "grid": list(s.grid),
             **({"first_frame_ratio": first_frame_ratio(s)} if s.is_video else {}),
             "blocks": [
                 {

@@ -18,8 +18,9 @@ SCALE_SUFFIX = "_scale"  # <dataset>_scale holds the float32 scales of <dataset>
 
 
 def decode_maps(codes: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """int16 maps (..., h, w) and their scales (...) -> float32 maps."""
-    return codes.astype(np.float32) * np.asarray(scale, np.float32)[..., None, None]
+    """int16 maps (..., *grid) and their scales (...) -> float32 maps."""
+    scale = np.asarray(scale, np.float32)
+    return codes.astype(np.float32) * scale.reshape(scale.shape + (1,) * (codes.ndim - scale.ndim))
 
 
 def decode_stats(values: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -27,11 +28,12 @@ def decode_stats(values: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return values.astype(np.float32) * np.asarray(scale, np.float32)[..., None]
 
 
-def encode_maps(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def encode_maps(maps: np.ndarray, grid_dims: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """The numpy twin of engine.core.compact.encode_maps (tests and synthetic sessions)."""
-    peak = np.abs(maps).max(axis=(-2, -1))
+    axes = tuple(range(-grid_dims, 0))
+    peak = np.abs(maps).max(axis=axes)
     scale = np.where(peak > 0, peak / MAP_LEVELS, 1.0).astype(np.float32)
-    return np.round(maps / scale[..., None, None]).astype(np.int16), scale
+    return np.round(maps / np.expand_dims(scale, axes)).astype(np.int16), scale
 
 
 def encode_stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -28,7 +28,7 @@ def recorded(tiny_video_pipelines, tmp_path_factory) -> Path:
 def test_record_frames_passes_num_frames(recorded, capsys):
     with open_session(recorded) as s:
         assert s.complete and s.call["kwargs"]["num_frames"] == FRAMES
-        assert s.frames.shape == (FRAMES, 32, 64, 3) and s.token_grid == token_grid("wan", FRAMES, 32, 64)
+        assert s.frames.shape == (FRAMES, 32, 64, 3) and s.grid == token_grid("wan", FRAMES, 32, 64)
         per_frame = s.top_frame_mean_abs()[:, :, 0]
     capsys.readouterr()
     assert main(["inspect", str(recorded), "--json"]) == 0

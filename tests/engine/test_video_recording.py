@@ -42,7 +42,7 @@ def test_record_returns_every_frame_bit_identical(arch, tiny_video_pipelines, tm
         np.testing.assert_array_equal(s.frames, to_uint8(plain[0]))
         assert s.frames.shape == (kw["num_frames"], kw["height"], kw["width"], 3)
         np.testing.assert_array_equal(s.image, s.frames[0])
-        assert s.token_grid == (frames, h, w) and s.grid == (h, w) and s.latent_frames == frames
+        assert s.grid == (frames, h, w) and s.latent_frames == frames
         assert s.blocks("image") == adapter_for(pipe.transformer).block_names(pipe.transformer)
         blocks = len(s.blocks("image"))
         assert s.top_maps().shape == (kw["num_inference_steps"], blocks, 4, frames, h, w)
@@ -124,7 +124,7 @@ def test_planted_first_frame_channel_is_top_1_and_dominates_the_first_frame(arch
         per_frame = s.top_frame_mean_abs()  # (steps, blocks, k, frames)
         assert per_frame.shape == (*top.shape, s.latent_frames)
         assert (per_frame[:, :, 0, 0] > 100 * per_frame[:, :, 0, 1:].max(axis=-1)).all()
-        np.testing.assert_allclose(per_frame, np.abs(s.top_maps()).mean(axis=(-2, -1)), rtol=1e-5)
+        np.testing.assert_allclose(per_frame, np.abs(s.top_maps()).mean(axis=(-2, -1)), rtol=1e-4)  # maps are 16-bit
         np.testing.assert_array_equal(s.frame_maps("top", 1, 0, 1), s.top_maps(1, 0)[:, 1])
         if "text" in s.streams:
             assert (s.mean_abs("text").argmax(axis=-1) == PLANTED_TEXT).all()
