@@ -7,13 +7,14 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QMainWindow,
     QMessageBox,
     QSplitter,
+    QWidget,
 )
 
 from massivelens.sessions.reader import SessionError
@@ -29,7 +30,7 @@ from .session_list import SessionList
 from .session_view import SessionView
 from .summary_view import SummaryView
 from .transport_editor import TransportEditor
-from .worker import Job, RecordRunner, engine_job
+from .worker import Job, JobQueue, JobRunner, engine_job
 
 ORG = APP = "MassiveLens"
 RECENT_KEY, SESSIONS_DIR_KEY = "recent_files", "sessions_dir"
@@ -44,6 +45,14 @@ def make_settings() -> QSettings:
     return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORG, APP)
 
 
+def present(window: QWidget) -> None:
+    """Show a window in front; the offscreen platform (tests, screenshots) cannot raise windows and says so."""
+    window.show()
+    if QGuiApplication.platformName() != "offscreen":
+        window.raise_()
+        window.activateWindow()
+
+
 class MainWindow(QMainWindow):
     """Every action has a dialog-free method (open_path, save_as, export_figures, ...) that tests call too."""
 
@@ -54,12 +63,13 @@ class MainWindow(QMainWindow):
         self.view = SessionView(self.selection)
         self.record_panel = RecordPanel()
         self.session_list = SessionList()
-        self.runner = RecordRunner(job, self)
+        self.jobs = JobQueue(self)
+        self.runner = JobRunner(job, self.jobs, "recording", self)
         self.error_box: QMessageBox | None = None
         self.compare_windows: list[CompareWindow] = []
         self.summary_windows: list[SummaryView] = []
-        self.probe_panel = ProbePanel(self.record_panel, self.sessions_dir().parent / "probes", probe, self._probe_blocked)
-        self.transport_editor = TransportEditor(self.sessions_dir().parent / "transport")
+        self.probe_panel = ProbePanel(self.record_panel, self.sessions_dir().parent / "probes", probe, self.jobs)
+        self.transport_editor = TransportEditor(self.sessions_dir().parent / "transport", queue=self.jobs)
         self._closing = False
         self.setCentralWidget(self.view)
         self._dock()
@@ -113,6 +123,8 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         self.record_panel.recordRequested.connect(self.start_recording)
         self.record_panel.cancelRequested.connect(self.cancel_recording)
+        self.runner.queued.connect(lambda place: self.record_panel.set_queued(place, self.jobs.describe_active()))
+        self.runner.started.connect(self._recording_started)
         self.runner.progress.connect(self.record_panel.show_progress)
         self.runner.finished.connect(self._recorded)
         self.runner.failed.connect(self._record_failed)
@@ -290,37 +302,30 @@ class MainWindow(QMainWindow):
 
     def show_probe_panel(self) -> ProbePanel:
         self.probe_panel.describe_model()
-        self.probe_panel.show()
-        self.probe_panel.raise_()
+        present(self.probe_panel)
         return self.probe_panel
 
     def show_transport_editor(self) -> TransportEditor:
-        self.transport_editor.show()
-        self.transport_editor.raise_()
+        present(self.transport_editor)
         return self.transport_editor
-
-    def _probe_blocked(self) -> str | None:
-        """Recording, probing and transport would hook the one cached pipeline at once: one job at a time."""
-        if self.transport_editor.runner.running():
-            return "wait for the transport sweep to finish"
-        return "wait for the recording to finish" if self.runner.running() else None
 
     def start_recording(self) -> None:
         if self.runner.running():
-            return
-        if self.probe_panel.runner.running() or self.transport_editor.runner.running():
-            self.record_panel.status.setText("Wait for the probe or transport sweep to finish (or cancel it).")
             return
         prompt = self.record_panel.prompt.text().strip()
         slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:40] or "session"
         out = self.sessions_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}.h5"
         out.parent.mkdir(parents=True, exist_ok=True)
         self.runner.start(self.record_panel.params(out))
-        self.record_panel.set_running(True, f"Recording to {out.name} (the model loads first)…")
+
+    def _recording_started(self) -> None:
+        self.record_panel.set_running(True, f"Recording to {self.runner.params.out.name} (the model loads first)…")
 
     def cancel_recording(self) -> None:
+        waiting = self.runner.waiting()
         self.runner.cancel()
-        self.record_panel.status.setText("Cancelling at the next block…")
+        if not waiting:
+            self.record_panel.status.setText("Cancelling at the next block…")
 
     def _recorded(self, path: Path) -> None:
         self.record_panel.set_running(False, f"Recorded {path.name}")
@@ -344,8 +349,11 @@ class MainWindow(QMainWindow):
             self.open_path(path)
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Cancel a running job and wait for it, so its file is closed cleanly and its steps are kept."""
+        """Withdraw waiting jobs, cancel the running one and wait for it, so its file is closed cleanly and its
+        steps are kept."""
         self._closing = True
+        for waiting in list(self.jobs.waiting):
+            waiting.cancel()
         if self.runner.running():
             self.statusBar().showMessage("Cancelling the recording…")
             self.runner.cancel()

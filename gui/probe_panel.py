@@ -36,7 +36,7 @@ from .job_form import JobForm
 from .probe_report import ProbeReport, save_report
 from .probe_results import ProbeResults
 from .record_panel import RecordPanel
-from .worker import Job, ProgressFn, RecordRunner
+from .worker import Job, JobQueue, JobRunner, ProgressFn
 
 STRATEGIES = ("top", "bottom", "random")  # engine.probe.STRATEGIES (not imported: it would load torch here)
 MODES = ("zero", "mean")
@@ -89,26 +89,22 @@ def parse_ks(text: str) -> tuple[int, ...]:
 
 
 class ProbePanel(JobForm, QWidget):
-    """A window of its own; `blocked()` names a reason not to start now (the main window: a recording runs,
-    and both jobs would hook the one cached pipeline)."""
+    """A window of its own; its runs go through `queue`, the app's one line of engine jobs."""
 
     running_text = "running (the model loads first)…"
 
     def __init__(self, record_panel: RecordPanel, out_root: Path, job: Job = probe_job,
-                 blocked: Callable[[], str | None] = lambda: None, parent: QWidget | None = None):
+                 queue: JobQueue | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("MassiveLens · disruption probe")
         self.record_panel = record_panel
         self.out_root = Path(out_root)
-        self.blocked = blocked
         self.folder: Path | None = None
-        self.runner = RecordRunner(job, self)
-        self.runner.progress.connect(self._progress)
+        self.runner = JobRunner(job, queue, "probe", self)
         self.runner.finished.connect(self.show_folder)
-        self.runner.failed.connect(lambda message: self._stopped(f"failed: {message}"))
-        self.runner.cancelled.connect(lambda _: self._stopped("cancelled"))
         self.results = ProbeResults()
         self._build()
+        self._connect_runner()
         self.resize(1280, 860)
 
     # Form ----------------------------------------------------------------------------------------
@@ -202,21 +198,12 @@ class ProbePanel(JobForm, QWidget):
         if self.runner.running():
             return
         self.describe_model()
-        reason = self.blocked()
-        if reason:
-            self.status.setText(reason)
-            return
         try:
             params = self.params(self.out_root / time.strftime("probe-%Y%m%d-%H%M%S"))
         except ValueError as exc:
             self.status.setText(str(exc))
             return
-        self._set_running(True)
         self.runner.start(params)
-
-    def _cancel(self) -> None:
-        self.runner.cancel()
-        self.status.setText("cancelling at the next block…")
 
     def show_folder(self, folder: Path) -> None:
         """Show a probe's folder (one with probe.json)."""

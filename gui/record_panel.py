@@ -149,6 +149,12 @@ class RecordPanel(QWidget):
             self.progress.setValue(0)
             self.progress.setFormat("")
 
+    def set_queued(self, place: int, active: str) -> None:
+        """Another job holds the model: the recording waits its turn; Cancel withdraws it."""
+        self.record.setEnabled(False)
+        self.cancel.setEnabled(True)
+        self.status.setText(f"Queued ({place} in line) behind the {active}; Cancel withdraws it.")
+
     def show_progress(self, p) -> None:
         """p: engine Progress(step, steps, block, blocks, block_name), 0-based step and block."""
         total = max(1, p.steps * p.blocks)

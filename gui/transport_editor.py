@@ -2,7 +2,7 @@
 an alpha slider that scrubs through the sweep's results, and the strip's export.
 
 A standalone widget: `TransportEditor(out_root).show()`, or `python -m massivelens.gui.transport_editor [FOLDER]`. A run is one engine job on
-the recording worker (`gui.worker.RecordRunner`): it writes the sweep's folder (images, strip.png,
+the app's job queue (`gui.worker.JobRunner`): it writes the sweep's folder (images, strip.png,
 transport.json, sessions), and the editor shows what the folder holds, so the slider never waits
 for the model.
 """
@@ -40,7 +40,7 @@ from massivelens.engine.defaults import INVERSION_GUIDANCE, INVERSIONS, MASK_MOD
 from .generation_fields import GenerationFields
 from .job_form import JobForm
 from .record_panel import EMBEDDED
-from .worker import RecordRunner
+from .worker import JobQueue, JobRunner
 
 PANEL = 192  # pixels per image panel
 
@@ -128,20 +128,18 @@ class ImagePanel(QWidget):
 class TransportEditor(JobForm, QWidget):
     """Runs one sweep at a time into `out_root/transport-<time>` and shows it."""
 
-    def __init__(self, out_root: Path, job=transport_job, parent: QWidget | None = None):
+    def __init__(self, out_root: Path, job=transport_job, queue: JobQueue | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("MassiveLens: transport")
         self.out_root = Path(out_root)
         self.folder: Path | None = None
         self.report: dict | None = None
-        self.runner = RecordRunner(job, self)
-        self.runner.progress.connect(self._progress)
+        self.runner = JobRunner(job, queue, "transport sweep", self)
         self.runner.finished.connect(self._finished)
-        self.runner.failed.connect(lambda message: self._stopped(f"failed: {message}"))
-        self.runner.cancelled.connect(lambda _: self._stopped("cancelled"))
         self.source_panel, self.target_panel, self.result_panel = ImagePanel("source"), ImagePanel("target"), ImagePanel("result")
         self._build_controls()
         self._layout()
+        self._connect_runner()
 
     # Form ----------------------------------------------------------------------------------------
     def _build_controls(self) -> None:
@@ -186,7 +184,7 @@ class TransportEditor(JobForm, QWidget):
         self.run_button.clicked.connect(self.run)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.runner.cancel)
+        self.cancel_button.clicked.connect(self._cancel)
         self.export_button = QPushButton("Export strip…")
         self.export_button.setEnabled(False)
         self.export_button.clicked.connect(self._export_dialog)
@@ -275,7 +273,6 @@ class TransportEditor(JobForm, QWidget):
         except ValueError as exc:
             self.status.setText(str(exc))
             return
-        self._set_running(True)
         self.runner.start(params)
 
     def _finished(self, folder: Path) -> None:

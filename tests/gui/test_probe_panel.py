@@ -98,7 +98,7 @@ def test_a_few_prompts_one_grid_each(qtbot, tmp_path):
 
 
 def test_form_errors_stay_in_the_form(qtbot, tmp_path):
-    panel = make_panel(qtbot, tmp_path, blocked=lambda: None)
+    panel = make_panel(qtbot, tmp_path)
     panel.record_panel.prompt.setText("")
     panel.run_button.click()
     assert "enter a prompt" in panel.status.text() and not panel.runner.running()
@@ -111,12 +111,6 @@ def test_form_errors_stay_in_the_form(qtbot, tmp_path):
         box.setChecked(False)
     panel.run_button.click()
     assert panel.status.text() == "choose at least one strategy" and not panel.runner.running()
-
-
-def test_a_blocked_panel_does_not_start(qtbot, tmp_path):
-    panel = make_panel(qtbot, tmp_path, blocked=lambda: "wait for the recording to finish")
-    panel.run_button.click()
-    assert panel.status.text() == "wait for the recording to finish" and not panel.runner.running()
 
 
 def test_errors_and_cancel_come_back_as_one_line(qtbot, tmp_path):
