@@ -163,7 +163,8 @@ def test_real_probe_on_the_tiny_flux_pipeline(qtbot, tmp_path, tiny_pipelines):
 
 
 def test_the_main_window_runs_one_model_job_at_a_time(qtbot, settings):
-    """Recording and probing share the cached pipeline: each refuses to start while the other runs."""
+    """Recording and probing share the cached pipeline: a recording asked for during a probe waits its turn,
+    and closing the window withdraws it and stops the probe."""
     window = MainWindow(settings, job=slow_job(steps=200, delay=0.005), probe=partial(probe_job, run=fake_probe(delay=0.05)))
     qtbot.addWidget(window)
     window.show()
@@ -171,15 +172,11 @@ def test_the_main_window_runs_one_model_job_at_a_time(qtbot, settings):
     assert panel.isVisible() and panel.record_panel is window.record_panel
     assert panel.out_root == window.sessions_dir().parent / "probes"
     window.record_panel.prompt.setText(PROMPT)
-    window.record_panel.record.click()
-    assert window.runner.running()
     panel.run_button.click()
-    assert panel.status.text() == "wait for the recording to finish" and not panel.runner.running()
-    with qtbot.waitSignal(window.runner.cancelled, timeout=10_000):
-        window.cancel_recording()
-    panel.run_button.click()
-    assert panel.runner.running()
+    assert panel.runner.running() and not panel.runner.waiting()
     window.record_panel.record.click()
-    assert not window.runner.running() and "Wait for the probe" in window.record_panel.status.text()
-    window.close()  # cancels the probe and waits for it
-    assert not panel.runner.running() and not panel.isVisible()
+    assert window.runner.waiting() and "Queued (1 in line) behind the probe" in window.record_panel.status.text()
+    assert window.record_panel.cancel.isEnabled() and not window.record_panel.record.isEnabled()
+    window.close()  # withdraws the recording, cancels the probe and waits for it
+    assert not panel.runner.running() and not window.runner.running() and not panel.isVisible()
+    assert window.jobs.active is None and window.jobs.waiting == []
