@@ -21,7 +21,16 @@ from massivelens.sessions.reader import SessionError
 from massivelens.sessions.summary_schema import SUMMARY_H5
 
 from .compare import CompareWindow
-from .export import FILTER, ExportError, export_all, export_image, export_widget
+from .export import (
+    ExportError,
+    ExportPreferences,
+    export_all,
+    export_image,
+    export_widget,
+    resolution_menu,
+    save_dialog,
+    with_suffix,
+)
 from .probe_panel import ProbePanel, probe_job
 from .record_panel import RecordPanel
 from .selection import Selection
@@ -33,7 +42,7 @@ from .transport_editor import TransportEditor
 from .worker import Job, JobQueue, JobRunner, engine_job
 
 ORG = APP = "MassiveLens"
-RECENT_KEY, SESSIONS_DIR_KEY = "recent_files", "sessions_dir"
+RECENT_KEY, SESSIONS_DIR_KEY, PNG_SCALE_KEY = "recent_files", "sessions_dir", "export/png_scale"
 MAX_RECENT = 10
 SESSION_FILTER = "MassiveLens session or batch summary (*.h5);;All files (*)"
 VIEW_NAMES = {"channel_heatmap": "Channel heatmap", "step_heatmap": "Block × step heatmap",
@@ -59,6 +68,7 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None, job: Job = engine_job, probe: Job = probe_job):
         super().__init__()
         self.settings = settings or make_settings()
+        self.export_preferences = ExportPreferences(float(self.settings.value(PNG_SCALE_KEY, ExportPreferences.png_scale)))
         self.selection = Selection()
         self.view = SessionView(self.selection)
         self.record_panel = RecordPanel()
@@ -68,7 +78,7 @@ class MainWindow(QMainWindow):
         self.error_box: QMessageBox | None = None
         self.compare_windows: list[CompareWindow] = []
         self.summary_windows: list[SummaryView] = []
-        self.probe_panel = ProbePanel(self.record_panel, self.sessions_dir().parent / "probes", probe, self.jobs)
+        self.probe_panel = ProbePanel(self.record_panel, self.sessions_dir().parent / "probes", probe, self.jobs, self.export_preferences)
         self.transport_editor = TransportEditor(self.sessions_dir().parent / "transport", queue=self.jobs)
         self._closing = False
         self.setCentralWidget(self.view)
@@ -105,6 +115,8 @@ class MainWindow(QMainWindow):
         for name, title in VIEW_NAMES.items():
             self._action(views, f"{title}…", lambda _=False, n=name: self._export_view_dialog(n))
         self._action(menu, "Export &Image…", self._export_image_dialog)
+        self.resolution_actions = resolution_menu(menu.addMenu("PNG &Resolution"), self.export_preferences,
+                                                  lambda scale: self.settings.setValue(PNG_SCALE_KEY, scale))
         menu.addSeparator()
         self._action(menu, "&Compare Selected", self._compare_selected)
         menu.addSeparator()
@@ -165,7 +177,7 @@ class MainWindow(QMainWindow):
     def open_summary(self, path: Path) -> SummaryView | None:
         """A batch summary opens in a window of its own, beside the sessions."""
         try:
-            view = SummaryView.open(path)
+            view = SummaryView.open(path, self.export_preferences)
         except SessionError as exc:
             self.show_error(str(exc))
             return None
@@ -188,7 +200,7 @@ class MainWindow(QMainWindow):
         if data is None:
             self.show_error("No session to save.")
             return None
-        target = Path(target)
+        target = with_suffix(Path(target), SESSION_FILTER)
         if target.resolve() == data.path.resolve():
             return data
         try:
@@ -235,10 +247,12 @@ class MainWindow(QMainWindow):
         if data is None:
             self.show_error("No session to export.")
             return []
-        return self._exporting(lambda: export_all(self.view.figures(), data.image, Path(folder)), folder)
+        scale = self.export_preferences.png_scale
+        return self._exporting(lambda: export_all(self.view.figures(), data.image, Path(folder), scale), folder)
 
     def export_view(self, name: str, path: Path) -> list[Path]:
-        return self._exporting(lambda: [export_widget(self.view.figures()[name], Path(path))], path)
+        scale = self.export_preferences.png_scale
+        return self._exporting(lambda: [export_widget(self.view.figures()[name], Path(path), scale)], path)
 
     def export_image(self, path: Path) -> list[Path]:
         data = self.current()
@@ -275,9 +289,9 @@ class MainWindow(QMainWindow):
         if self.current() is None:
             self.show_error("No session to save.")
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Save session as", self._last_dir(), SESSION_FILTER)
+        path = save_dialog(self, "Save session as", Path(self._last_dir()), SESSION_FILTER)
         if path:
-            self.save_as(Path(path))
+            self.save_as(path)
 
     def _export_figures_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export all figures into folder", self._last_dir())
@@ -285,16 +299,14 @@ class MainWindow(QMainWindow):
             self.export_figures(Path(folder))
 
     def _export_view_dialog(self, name: str) -> None:
-        default = str(Path(self._last_dir()) / f"{name}.png")
-        path, _ = QFileDialog.getSaveFileName(self, f"Export {VIEW_NAMES[name]}", default, FILTER)
+        path = save_dialog(self, f"Export {VIEW_NAMES[name]}", Path(self._last_dir()) / f"{name}.png")
         if path:
-            self.export_view(name, Path(path))
+            self.export_view(name, path)
 
     def _export_image_dialog(self) -> None:
-        default = str(Path(self._last_dir()) / "image.png")
-        path, _ = QFileDialog.getSaveFileName(self, "Export image", default, "PNG image (*.png)")
+        path = save_dialog(self, "Export image", Path(self._last_dir()) / "image.png", "PNG image (*.png)")
         if path:
-            self.export_image(Path(path))
+            self.export_image(path)
 
     # Recording -----------------------------------------------------------------------------------
     def sessions_dir(self) -> Path:

@@ -15,7 +15,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -31,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from massivelens.engine.cancel import CancelToken
 
-from .export import FILTER, export_reporting
+from .export import ExportPreferences, export_reporting, save_dialog
 from .job_form import JobForm
 from .probe_report import ProbeReport, save_report
 from .probe_results import ProbeResults
@@ -94,11 +93,13 @@ class ProbePanel(JobForm, QWidget):
     running_text = "running (the model loads first)…"
 
     def __init__(self, record_panel: RecordPanel, out_root: Path, job: Job = probe_job,
-                 queue: JobQueue | None = None, parent: QWidget | None = None):
+                 queue: JobQueue | None = None, preferences: ExportPreferences | None = None,
+                 parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("MassiveLens · disruption probe")
         self.record_panel = record_panel
         self.out_root = Path(out_root)
+        self.preferences = preferences or ExportPreferences()
         self.folder: Path | None = None
         self.runner = JobRunner(job, queue, "probe", self)
         self.runner.finished.connect(self.show_folder)
@@ -221,11 +222,10 @@ class ProbePanel(JobForm, QWidget):
     # Export --------------------------------------------------------------------------------------
     def export(self, path: Path) -> Path | None:
         """The grid and the plot as one figure (PNG, SVG or PDF by suffix)."""
-        return export_reporting(self.results.figure, path, self.status)
+        return export_reporting(self.results.figure, path, self.status, self.preferences.png_scale)
 
     def _export_dialog(self) -> None:
-        default = str((self.folder or self.out_root) / "probe_figure.png")
-        path, _ = QFileDialog.getSaveFileName(self, "Export the probe figure", default, FILTER)
+        path = save_dialog(self, "Export the probe figure", (self.folder or self.out_root) / "probe_figure.png")
         if path:
-            self.export(Path(path))
+            self.export(path)
 

@@ -25,6 +25,9 @@ from ..session_data import Pick, SessionData
 HEADERS = ("block", "top channels by mean |x|", "max/median", "max |x|", "Sun massive")
 _SHOWN_TOP = 8
 _MASSIVE_TINT = QColor(255, 228, 196)
+# Flat header sections: the style's gradient sections make Qt's PDF writer warn and drop them.
+FLAT_HEADER = "QHeaderView::section { background: #ececec; border: none; border-right: 1px solid #c8c8c8; " \
+              "border-bottom: 1px solid #c8c8c8; padding: 2px 4px; }"
 
 
 class RankingModel(QAbstractTableModel):
@@ -148,6 +151,7 @@ def _table(model: RankingModel) -> QTableView:
     table.verticalHeader().setVisible(False)
     table.verticalHeader().setDefaultSectionSize(20)
     header = table.horizontalHeader()
+    header.setStyleSheet(FLAT_HEADER)
     header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
     for column, width in ((0, 75), (2, 88), (3, 75), (4, 95)):
         table.setColumnWidth(column, width)
