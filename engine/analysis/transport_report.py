@@ -16,7 +16,7 @@ from PIL import Image
 
 from ..imaging import image_grid, save_png
 from ..shapes.world import ATTRIBUTES, parse_caption
-from .metrics import mse, psnr, uses_world
+from .metrics import mse, psnr, uses_world, world_image
 from .transport import TransportResult
 
 REPORT = "transport.json"
@@ -36,7 +36,7 @@ def attribute_transfer(source_caption: str, target_caption: str, image: np.ndarr
     differing = [name for name in ATTRIBUTES if getattr(source, name) != getattr(target, name)]
     if not differing:
         return None, None
-    reading, _ = read(image)
+    reading, _ = read(world_image(image))
     taken = sum(getattr(reading, name) == getattr(source, name) for name in differing)
     kept = sum(getattr(reading, name) == getattr(target, name) for name in differing)
     return taken / len(differing), kept / len(differing)

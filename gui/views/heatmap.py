@@ -45,6 +45,11 @@ class ChannelHeatmap(SelectionHeatmap):
             self.fit(*st.mean_abs.shape[1:])
         self.mark(pick.block, pick.channel)
 
+    def describe(self, row: int, col: int, value: float) -> str:
+        pick = self.data.resolve(self.selection)
+        return (f"{self.row_names[row]} · channel {col} · {self.data.step_label(pick.step)} · "
+                f"{self.bar_label} {value:,.4g}")
+
 
 def _listed(channels: np.ndarray) -> str:
     """The first few distinct massive channels, for a title that must stay short."""

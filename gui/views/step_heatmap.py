@@ -34,3 +34,8 @@ class StepHeatmap(SelectionHeatmap):
             self.set_column_numbers(values.shape[1])
             self.fit(*values.shape)
         self.mark(pick.block, pick.step)
+
+    def describe(self, row: int, col: int, value: float) -> str:
+        pick = self.data.resolve(self.selection)
+        return (f"{self.row_names[row]} · channel {pick.channel} · {self.data.step_label(col)} · "
+                f"{self.bar_label} {value:,.4g}")

@@ -31,7 +31,7 @@ def test_compare_synchronises_the_selection(qtbot, settings, session_path, tmp_p
         step = side.data.resolve(compare.selection).step
         with open_session(side.data.path) as s:
             np.testing.assert_array_equal(side.token_map.current_map(), s.token_map(step, 1, PLANTED[0]))
-        assert side.heatmap.row_line.value() == 1 and side.channel.value() == PLANTED[0]
+        assert side.heatmap.marked[0] == 1 and side.channel.value() == PLANTED[0]
     right.step.setValue(1)
     assert left.step.value() == 1 and compare.selection.step == 1
     click_cell(qtbot, right.heatmap, row=5, col=3)  # block 5 exists only on the right

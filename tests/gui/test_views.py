@@ -47,8 +47,8 @@ def test_clicking_a_heatmap_cell_selects_block_and_channel_everywhere(qtbot, vie
         expected = s.token_map(1, 2, 7)
     np.testing.assert_array_equal(view.token_map.current_map(), expected)
     assert (view.block.value(), view.channel.value()) == (2, 7)
-    assert view.heatmap.row_line.value() == 2 and view.heatmap.col_line.value() == 7
-    assert view.step_heatmap.row_line.value() == 2 and view.step_heatmap.col_line.value() == 1
+    assert view.heatmap.marked == (2, 7)
+    assert view.step_heatmap.marked == (2, 1)
     assert view.ranking.table.selectionModel().selectedRows()[0].row() == 2
     assert "[7]" in view.ranking.model_.rows[2][1]
     steps_by_block = view.step_heatmap.image.image
@@ -89,7 +89,7 @@ def test_ranking_row_click_selects_block(qtbot, view):
     rect = table.visualRect(view.ranking.model_.index(3, 0))
     qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert view.selection.block == 3
-    assert view.heatmap.row_line.value() == 3
+    assert view.heatmap.marked[0] == 3
 
 
 def test_token_map_modes_and_missing_maps(qtbot, view, session_path):
@@ -105,10 +105,10 @@ def test_token_map_modes_and_missing_maps(qtbot, view, session_path):
     assert view.token_map.bar.isVisible()
     view.selection.set(channel=unrecorded)  # not among the top-k: no map in the file
     assert view.token_map.current_map() is None and not view.token_map.bar.isVisible()
-    assert "not in top-4" in view.token_map.title.text
+    assert "not in top-4" in view.token_map.title.full
     view.selection.set(stream="text")
-    assert "image stream only" in view.token_map.title.text
-    assert view.heatmap.title.text.startswith("mean |x| · text")
+    assert "image stream only" in view.token_map.title.full
+    assert view.heatmap.title.full.startswith("mean |x| · text")
 
 
 def test_views_render_non_blank(qtbot, view):
@@ -121,11 +121,11 @@ def test_without_a_session_the_views_say_so_instead_of_drawing_empty_axes(qtbot,
     widget = SessionView(Selection())
     qtbot.addWidget(widget)
     for heatmap in (widget.heatmap, widget.step_heatmap):
-        assert heatmap.title.text == "no session" and not heatmap.plot.isVisible()
-    assert widget.token_map.title.text == "no session" and not widget.token_map.bar.isVisible()
+        assert heatmap.title.full == "no session" and not heatmap.plot.isVisible()
+    assert widget.token_map.title.full == "no session" and not widget.token_map.bar.isVisible()
     data = SessionData.open(session_path)
     widget.set_data(data)
     assert widget.heatmap.plot.isVisible() and widget.step_heatmap.plot.isVisible()
     widget.set_data(None)
-    assert widget.heatmap.title.text == "no session" and not widget.heatmap.plot.isVisible()
+    assert widget.heatmap.title.full == "no session" and not widget.heatmap.plot.isVisible()
     data.close()
