@@ -55,11 +55,10 @@ class Title(pg.LabelItem):
 
 
 class _ClickableImage(pg.ImageItem):
-    """An ImageItem that reports which pixel was left-clicked, double-clicked or hovered (item coordinates are
-    pixel indices); (-1, -1) when the pointer leaves."""
+    """An ImageItem that reports which pixel was left-clicked or hovered (item coordinates are pixel indices);
+    (-1, -1) when the pointer leaves."""
 
     sigCellClicked = Signal(int, int)
-    sigDoubleClicked = Signal()
     sigHovered = Signal(int, int)
 
     def _cell(self, pos) -> tuple[int, int] | None:
@@ -73,10 +72,7 @@ class _ClickableImage(pg.ImageItem):
         if ev.button() != Qt.MouseButton.LeftButton or cell is None:
             return
         ev.accept()
-        if ev.double():
-            self.sigDoubleClicked.emit()
-        else:
-            self.sigCellClicked.emit(*cell)
+        self.sigCellClicked.emit(*cell)
 
     def hoverEvent(self, ev) -> None:
         cell = None if ev.isExit() else self._cell(ev.pos())
@@ -145,7 +141,6 @@ class HeatmapPlot(pg.GraphicsLayoutWidget):
         self.outline = SelectionOutline(crosshair, self.plot.getViewBox())  # a colour absent from the colour map
         self.plot.addItem(self.outline, ignoreBounds=True)
         self.image.sigCellClicked.connect(self._clicked)
-        self.image.sigDoubleClicked.connect(self.reset_zoom)
         self.image.sigHovered.connect(self._hovered)
         self.plot.getViewBox().sigXRangeChanged.connect(self._repool)
         self.plot.getViewBox().sigResized.connect(self._repool)
@@ -212,6 +207,10 @@ class HeatmapPlot(pg.GraphicsLayoutWidget):
             self.reset_zoom()
         else:
             super().keyPressEvent(ev)
+
+    def mouseDoubleClickEvent(self, ev) -> None:
+        self.reset_zoom()
+        ev.accept()
 
     def reset_zoom(self) -> None:
         if self.shape is not None:

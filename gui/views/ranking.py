@@ -39,7 +39,7 @@ class RankingModel(QAbstractTableModel):
         self.massive: list[bool] = []
 
     def set_rows(self, rows: list[tuple[str, str, str, str, str]], massive: list[bool]) -> None:
-        if len(rows) == len(self.rows):
+        if rows and len(rows) == len(self.rows):  # an empty range would be an invalid dataChanged
             self.rows, self.massive = rows, massive
             self.dataChanged.emit(self.index(0, 0), self.index(len(rows) - 1, len(HEADERS) - 1))
         else:
@@ -69,7 +69,8 @@ class RankingModel(QAbstractTableModel):
 
 
 class RankingView(QWidget):
-    """A titled table. Clicking a row selects its block; the selected channel is bracketed wherever it ranks."""
+    """A titled table. Clicking a row selects its block and that block's top channel; the selected channel is
+    bracketed wherever it ranks."""
 
     def __init__(self, selection: Selection):
         super().__init__()
@@ -80,7 +81,7 @@ class RankingView(QWidget):
         self.model_ = RankingModel()
         self._rows: dict[tuple[str, int, int], tuple[list, list[bool]]] = {}  # formatted once per view
         self.table = _table(self.model_)
-        self.table.clicked.connect(lambda index: selection.set(block=index.row()))
+        self.table.clicked.connect(lambda index: self.select_block(index.row()))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.title)
@@ -91,6 +92,12 @@ class RankingView(QWidget):
         self.data_ = data
         self._rows.clear()
         self._refresh()
+
+    def select_block(self, block: int) -> None:
+        """A row's block, at its strongest channel (the first the row lists)."""
+        pick = self.data_.resolve(self.selection) if self.data_ else None
+        if pick is not None:
+            self.selection.set(block=block, channel=int(self.data_.top_channels(pick.stream, pick.step)[block][0]))
 
     def _on_changed(self, fields: frozenset) -> None:
         if fields & {"stream", "step", "channel"}:
