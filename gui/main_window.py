@@ -1,9 +1,7 @@
 """The main window: record on the left, the open sessions below it, the selected session's views in the centre."""
 from __future__ import annotations
 
-import re
 import shutil
-import time
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt
@@ -31,6 +29,7 @@ from .export import (
     save_dialog,
     with_suffix,
 )
+from .naming import fresh_path, slug
 from .probe_panel import ProbePanel, probe_job
 from .record_panel import RecordPanel
 from .selection import Selection
@@ -109,6 +108,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = menu.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         self._action(menu, "Save &As…", self._save_as_dialog, QKeySequence.StandardKey.SaveAs)
+        self._action(menu, "&Close Session", self._close_current, QKeySequence.StandardKey.Close)
         menu.addSeparator()
         self._action(menu, "&Export Figures…", self._export_figures_dialog, QKeySequence("Ctrl+E"))
         views = menu.addMenu("Export &View")
@@ -144,6 +144,7 @@ class MainWindow(QMainWindow):
         self.session_list.currentChanged.connect(self._show)
         self.session_list.openRequested.connect(self._open_dialog)
         self.session_list.compareRequested.connect(self.compare)
+        self.session_list.closeRequested.connect(self.close_session)
 
     # Messages ------------------------------------------------------------------------------------
     def show_error(self, text: str) -> None:
@@ -172,6 +173,8 @@ class MainWindow(QMainWindow):
             self.selection.set(stream="image", **start)
         self._remember(data.path)
         self.statusBar().showMessage(f"Opened {data.path}")
+        if data.problems:
+            self.show_error(f"{data.path.name} is damaged; what could be read is shown:\n" + "\n".join(data.problems))
         return data
 
     def open_summary(self, path: Path) -> SummaryView | None:
@@ -182,7 +185,7 @@ class MainWindow(QMainWindow):
             self.show_error(str(exc))
             return None
         view.show()
-        self.summary_windows.append(view)
+        self._keep_until_closed(view, self.summary_windows)
         self._remember(path)
         self.statusBar().showMessage(f"Opened the batch summary {path}")
         return view
@@ -203,6 +206,9 @@ class MainWindow(QMainWindow):
         target = with_suffix(Path(target), SESSION_FILTER)
         if target.resolve() == data.path.resolve():
             return data
+        if target.resolve() in self.open_files():
+            self.show_error(f"{target.name} is open in MassiveLens: close it first, or save under another name.")
+            return None
         try:
             shutil.copyfile(data.path, target)
         except OSError as exc:
@@ -210,6 +216,19 @@ class MainWindow(QMainWindow):
             return None
         self.session_list.remove(data)
         return self.open_path(target)
+
+    def open_files(self) -> set[Path]:
+        """Every session file a window of the app reads, and the one being recorded: never overwritten."""
+        files = {d.path.resolve() for d in self.session_list.sessions()}
+        files |= {d.path.resolve() for window in self.compare_windows for d in window.sessions()}
+        if self.runner.params is not None and self.runner.running():
+            files.add(Path(self.runner.params.out).resolve())
+        return files
+
+    def close_session(self, data: SessionData) -> None:
+        """Unlist a session and release its file; the next one in the list is shown."""
+        self.session_list.remove(data)
+        self.statusBar().showMessage(f"Closed {data.path.name}")
 
     def recent_files(self) -> list[str]:
         return [str(p) for p in (self.settings.value(RECENT_KEY, []) or [])]
@@ -228,11 +247,21 @@ class MainWindow(QMainWindow):
         if not recent:
             self.recent_menu.addAction("(none)").setEnabled(False)
 
-    def compare(self, first: SessionData, second: SessionData) -> CompareWindow:
-        window = CompareWindow(first, second)
+    def compare(self, first: SessionData, second: SessionData) -> CompareWindow | None:
+        """A comparison window on files of its own, opened at this window's selection."""
+        try:
+            window = CompareWindow.open(first.path, second.path, self.selection, self.export_preferences)
+        except SessionError as exc:
+            self.show_error(str(exc))
+            return None
         window.show()
-        self.compare_windows.append(window)
+        self._keep_until_closed(window, self.compare_windows)
         return window
+
+    def _keep_until_closed(self, window: QWidget, windows: list) -> None:
+        """Hold a window while it is open; once closed it is dropped and deleted, its files and caches with it."""
+        windows.append(window)
+        window.closed.connect(lambda: (windows.remove(window), window.deleteLater()))
 
     def _compare_selected(self) -> None:
         selected = [item.data(Qt.ItemDataRole.UserRole) for item in self.session_list.list.selectedItems()]
@@ -285,6 +314,10 @@ class MainWindow(QMainWindow):
         if folder:
             self.open_path(Path(folder))
 
+    def _close_current(self) -> None:
+        if self.current() is not None:
+            self.close_session(self.current())
+
     def _save_as_dialog(self) -> None:
         if self.current() is None:
             self.show_error("No session to save.")
@@ -324,9 +357,7 @@ class MainWindow(QMainWindow):
     def start_recording(self) -> None:
         if self.runner.running():
             return
-        prompt = self.record_panel.prompt.text().strip()
-        slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:40] or "session"
-        out = self.sessions_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}.h5"
+        out = fresh_path(self.sessions_dir(), slug(self.record_panel.prompt.text().strip()), ".h5")
         out.parent.mkdir(parents=True, exist_ok=True)
         self.runner.start(self.record_panel.params(out))
 

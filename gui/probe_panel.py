@@ -6,7 +6,6 @@ panel shows what the folder holds, so nothing on the GUI thread imports the engi
 """
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -32,6 +31,7 @@ from massivelens.engine.cancel import CancelToken
 
 from .export import ExportPreferences, export_reporting, save_dialog
 from .job_form import JobForm
+from .naming import fresh_path
 from .probe_report import ProbeReport, save_report
 from .probe_results import ProbeResults
 from .record_panel import RecordPanel
@@ -200,7 +200,7 @@ class ProbePanel(JobForm, QWidget):
             return
         self.describe_model()
         try:
-            params = self.params(self.out_root / time.strftime("probe-%Y%m%d-%H%M%S"))
+            params = self.params(fresh_path(self.out_root, "probe"))
         except ValueError as exc:
             self.status.setText(str(exc))
             return

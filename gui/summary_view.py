@@ -8,7 +8,8 @@ import html
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -38,7 +39,10 @@ _SHOWN = 6  # channels listed per block
 
 
 class SummaryView(QWidget):
-    """A window of its own; the heatmap and the table select a block (and the heatmap a channel) together."""
+    """A window of its own; the heatmap and the table select a block (and the heatmap a channel) together.
+    `closed` fires when it closes, so its owner can let it go."""
+
+    closed = Signal()
 
     def __init__(self, summary: DatasetSummary, path: Path, preferences: ExportPreferences | None = None,
                  parent: QWidget | None = None):
@@ -137,6 +141,11 @@ class SummaryView(QWidget):
         path = save_dialog(self, "Export the frequency heatmap", folder / "frequency.png")
         if path:
             self.export(path)
+
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        super().closeEvent(event)
+        self.closed.emit()
 
 
 def _cells(name: str, block: dict | None) -> list[str]:

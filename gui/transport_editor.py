@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from massivelens.engine.defaults import INVERSION_GUIDANCE, INVERSIONS, MASK_MOD
 
 from .generation_fields import GenerationFields
 from .job_form import JobForm
+from .naming import fresh_path
 from .record_panel import EMBEDDED
 from .worker import JobQueue, JobRunner
 
@@ -267,7 +267,7 @@ class TransportEditor(JobForm, QWidget):
     def run(self) -> None:
         if self.runner.running():
             return
-        out = self.out_root / time.strftime("transport-%Y%m%d-%H%M%S")
+        out = fresh_path(self.out_root, "transport")
         try:
             params = self.params(out)
         except ValueError as exc:

@@ -281,6 +281,7 @@ class SelectionHeatmap(HeatmapPlot):
         self.selection = selection
         self.data = None
         self.log = False
+        self.partner: SelectionHeatmap | None = None  # in a comparison: the other side's view, for one colour range
         self.cellClicked.connect(lambda row, col: selection.set(block=row, **{self.column: col}))
         self.moved.connect(self._move)
         selection.changed.connect(self._on_changed)
@@ -314,6 +315,19 @@ class SelectionHeatmap(HeatmapPlot):
         pick = self.data.resolve(self.selection) if self.data else None
         if pick is not None:
             self.mark(pick.block, getattr(pick, self.column))
+
+    def own_levels(self, pick) -> tuple[float, float]:
+        """The colour range this view's own session calls for at `pick`."""
+        raise NotImplementedError
+
+    def levels(self, pick) -> tuple[float, float]:
+        """The own range, widened to the partner's when a comparison shares one colour scale."""
+        lo, hi = self.own_levels(pick)
+        other = self.partner.data.resolve(self.partner.selection) if self.partner and self.partner.data else None
+        if other is not None:
+            other_lo, other_hi = self.partner.own_levels(other)
+            lo, hi = min(lo, other_lo), max(hi, other_hi)
+        return lo, hi
 
     def _redraw(self, fit: bool = False) -> None:
         raise NotImplementedError
