@@ -261,7 +261,13 @@ class MainWindow(QMainWindow):
     def _keep_until_closed(self, window: QWidget, windows: list) -> None:
         """Hold a window while it is open; once closed it is dropped and deleted, its files and caches with it."""
         windows.append(window)
-        window.closed.connect(lambda: (windows.remove(window), window.deleteLater()))
+        window.closed.connect(lambda: self._release(window, windows))
+
+    @staticmethod
+    def _release(window: QWidget, windows: list) -> None:
+        if window in windows:
+            windows.remove(window)
+            window.deleteLater()
 
     def _compare_selected(self) -> None:
         selected = [item.data(Qt.ItemDataRole.UserRole) for item in self.session_list.list.selectedItems()]
