@@ -80,6 +80,8 @@ class MainWindow(QMainWindow):
         self.probe_panel = ProbePanel(self.record_panel, self.sessions_dir().parent / "probes", probe, self.jobs, self.export_preferences)
         self.transport_editor = TransportEditor(self.sessions_dir().parent / "transport", queue=self.jobs)
         self._closing = False
+        self.live: SessionData | None = None  # the session being recorded, shown as it grows
+        self._live_step = -1
         self.setCentralWidget(self.view)
         self._dock()
         self._menus()
@@ -138,6 +140,7 @@ class MainWindow(QMainWindow):
         self.runner.queued.connect(lambda place: self.record_panel.set_queued(place, self.jobs.describe_active()))
         self.runner.started.connect(self._recording_started)
         self.runner.progress.connect(self.record_panel.show_progress)
+        self.runner.progress.connect(self._follow_live)
         self.runner.finished.connect(self._recorded)
         self.runner.failed.connect(self._record_failed)
         self.runner.cancelled.connect(self._record_cancelled)
@@ -368,7 +371,33 @@ class MainWindow(QMainWindow):
         self.runner.start(self.record_panel.params(out))
 
     def _recording_started(self) -> None:
+        self.live, self._live_step = None, -1
         self.record_panel.set_running(True, f"Recording to {self.runner.params.out.name} (the model loads first)…")
+
+    def _follow_live(self, progress) -> None:
+        """At each new step of the recording, show what the file holds so far: the session file appears at the
+        first transformer call, and each step once the writer has counted it in `steps_done`."""
+        if progress.step == self._live_step or self._closing:
+            return
+        self._live_step = progress.step
+        path = Path(self.runner.params.out)
+        if self.live is None:
+            if not path.is_file():
+                return
+            try:
+                self.live = SessionData.open(path)
+            except SessionError:
+                return  # the header is not complete yet: the next step tries again
+            self.session_list.add(self.live)
+            self.selection.set(stream="image", **(self.live.strongest() or {"step": 0}))
+            return
+        following = self.selection.step >= self.live.steps_done - 1
+        if self.live.refresh():
+            self.session_list.refresh(self.live)
+            if self.current() is self.live:
+                self.view.refresh()
+                if following:
+                    self.selection.set(step=self.live.steps_done - 1)
 
     def cancel_recording(self) -> None:
         waiting = self.runner.waiting()
@@ -377,6 +406,7 @@ class MainWindow(QMainWindow):
             self.record_panel.status.setText("Cancelling at the next block…")
 
     def _recorded(self, path: Path) -> None:
+        self.live = None
         self.record_panel.set_running(False, f"Recorded {path.name}")
         if self._closing:
             self._remember(path)
@@ -384,11 +414,16 @@ class MainWindow(QMainWindow):
             self.open_path(path)
 
     def _record_failed(self, message: str) -> None:
+        """The steps written before the failure stay readable: a live entry is re-read to show them all."""
+        live, self.live = self.live, None
         self.record_panel.set_running(False, "Failed.")
+        if live is not None and not self._closing:
+            self.open_path(live.path)
         self.show_error(f"Recording failed: {message}")
 
     def _record_cancelled(self, path: Path) -> None:
         """Finished steps are on disk: keep the partial session (listed and in the recent files)."""
+        self.live = None
         self.record_panel.set_running(False, "Cancelled.")
         if not path.is_file():
             return

@@ -135,6 +135,21 @@ class SessionData:
     def image(self) -> np.ndarray | None:
         return self.session.image()
 
+    def refresh(self) -> bool:
+        """Catch up with a recording that is still writing this file: True when steps (or the image) arrived.
+        Everything read per step is read again; the statistics of a run are small next to its token maps."""
+        steps, complete = self.session.steps_done, self.session.complete
+        if (steps, complete) == (self.steps_done, self.complete):
+            return False
+        for name in ("steps_done", "complete", "timesteps", "stored_top", "image", "info"):
+            self.__dict__.pop(name, None)
+        self._streams.clear()
+        self._derived.clear()
+        self._maps.clear()
+        self.problems.clear()
+        self.check()
+        return True
+
     def blocks(self, stream: str) -> list[str]:
         return self.stats(stream).blocks
 

@@ -116,6 +116,16 @@ class SessionView(QWidget):
         for view in (self.heatmap, self.step_heatmap, self.ranking, self.token_map, self.clusters):
             view.set_data(data)
 
+    def refresh(self) -> None:
+        """The session grew (a live recording): redraw everything at the current zoom, the step axis refitted."""
+        self.header.setText(_describe(self.data))
+        self._configure_controls()
+        self.heatmap._redraw()
+        self.step_heatmap._redraw(fit=True)
+        self.ranking.set_data(self.data)
+        self.token_map.set_data(self.data)
+        self.clusters.set_data(self.data)
+
     def set_log(self, log: bool) -> None:
         self.heatmap.set_log(log)
         self.step_heatmap.set_log(log)

@@ -155,10 +155,12 @@ class ClusterOverlay(QWidget):
     # Data ----------------------------------------------------------------------------------------
     def set_data(self, data: SessionData | None) -> None:
         self.data = data
+        chosen = self.channel_set.currentData()
         self.channel_set.blockSignals(True)
         self.channel_set.clear()
         for name in data.session.channel_sets if data else ():
             self.channel_set.addItem(f"{name}-{data.k}", name)
+        self.channel_set.setCurrentIndex(max(self.channel_set.findData(chosen), 0))
         self.channel_set.blockSignals(False)
         image = data.image if data else None
         if image is None:
@@ -188,9 +190,9 @@ class ClusterOverlay(QWidget):
             return None
         if self.data.path in self._user_masks:
             return self._user_masks[self.data.path]
-        if self.data.path not in self._world_masks:
+        if self._world_masks.get(self.data.path) is None and self.data.image is not None:  # a live run's image comes last
             self._world_masks[self.data.path] = world_mask(self.data)
-        mask = self._world_masks[self.data.path]
+        mask = self._world_masks.get(self.data.path)
         return None if mask is None else ("world reader's subject", mask)
 
     def _load_dialog(self) -> None:
