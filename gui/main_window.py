@@ -4,7 +4,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QElapsedTimer, QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -43,6 +43,9 @@ from .worker import Job, JobQueue, JobRunner, engine_job
 ORG = APP = "MassiveLens"
 RECENT_KEY, SESSIONS_DIR_KEY, PNG_SCALE_KEY = "recent_files", "sessions_dir", "export/png_scale"
 MAX_RECENT = 10
+# The live view: a run shorter than LIVE_START_MS (the embedded model takes ~0.4 s) just opens when done; a longer
+# one is shown from then on, redrawn at most every LIVE_INTERVAL_MS (each redraw reads the file, draws all views).
+LIVE_START_MS, LIVE_INTERVAL_MS = 1000, 300
 SESSION_FILTER = "MassiveLens session or batch summary (*.h5);;All files (*)"
 VIEW_NAMES = {"channel_heatmap": "Channel heatmap", "step_heatmap": "Block × step heatmap",
               "ranking": "Ranking table", "token_map": "Image and token map", "cluster_overlay": "Token clusters"}
@@ -82,6 +85,7 @@ class MainWindow(QMainWindow):
         self._closing = False
         self.live: SessionData | None = None  # the session being recorded, shown as it grows
         self._live_step = -1
+        self._live_clock = QElapsedTimer()
         self.setCentralWidget(self.view)
         self._dock()
         self._menus()
@@ -372,14 +376,19 @@ class MainWindow(QMainWindow):
 
     def _recording_started(self) -> None:
         self.live, self._live_step = None, -1
+        self._live_clock.invalidate()
         self.record_panel.set_running(True, f"Recording to {self.runner.params.out.name} (the model loads first)…")
 
     def _follow_live(self, progress) -> None:
         """At each new step of the recording, show what the file holds so far: the session file appears at the
         first transformer call, and each step once the writer has counted it in `steps_done`."""
-        if progress.step == self._live_step or self._closing:
+        if not self._live_clock.isValid():
+            self._live_clock.start()
+        wait = LIVE_INTERVAL_MS if self.live is not None else LIVE_START_MS
+        if progress.step == self._live_step or self._closing or self._live_clock.elapsed() < wait:
             return
         self._live_step = progress.step
+        self._live_clock.start()
         path = Path(self.runner.params.out)
         if self.live is None:
             if not path.is_file():
@@ -389,7 +398,9 @@ class MainWindow(QMainWindow):
             except SessionError:
                 return  # the header is not complete yet: the next step tries again
             self.session_list.add(self.live)
-            self.selection.set(stream="image", **(self.live.strongest() or {"step": 0}))
+            start = self.live.strongest()
+            if start is not None:  # its strongest cell, at the newest step, which the view then follows
+                self.selection.set(stream="image", **{**start, "step": self.live.steps_done - 1})
             return
         following = self.selection.step >= self.live.steps_done - 1
         if self.live.refresh():

@@ -129,7 +129,7 @@ class SessionData:
 
     @cached_property
     def timesteps(self) -> np.ndarray:
-        return _finite(self.session.timesteps, "schedule", self.problems)
+        return _finite(self.session.timesteps[: self.steps_done], "schedule", self.problems)
 
     @cached_property
     def image(self) -> np.ndarray | None:
@@ -190,10 +190,10 @@ class SessionData:
         return self._streams[stream]
 
     def _read_stats(self, stream: str) -> StreamStats:
-        s = self.session
-        mean = _finite(s.mean_abs(stream), f"{stream} mean |x|", self.problems)
-        peak_abs = _finite(s.max_abs(stream), f"{stream} max |x|", self.problems)
-        median = _finite(s.median_abs(stream), f"{stream} median |x|", self.problems)
+        s, n = self.session, self.steps_done  # a live recording may add a step between two reads: keep n
+        mean = _finite(s.mean_abs(stream)[:n], f"{stream} mean |x|", self.problems)
+        peak_abs = _finite(s.max_abs(stream)[:n], f"{stream} max |x|", self.problems)
+        median = _finite(s.median_abs(stream)[:n], f"{stream} median |x|", self.problems)
         finite = mean[np.isfinite(mean)]
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         log_lo = float(np.log10(max(lo, 1e-6)))
@@ -235,7 +235,7 @@ class SessionData:
     @cached_property
     def stored_top(self) -> np.ndarray:
         """(steps, blocks, k) channel ids whose image-stream token maps the file holds (-1 where damaged)."""
-        top = self.session.top_channels()
+        top = self.session.top_channels()[: self.steps_done]
         bad = (top < 0) | (top >= self.stats("image").mean_abs.shape[2])
         if bad.any():
             self.problems.append(f"top channels: {int(bad.sum())} ids out of range (damaged?)")
