@@ -114,7 +114,7 @@ class CompareWindow(QMainWindow):
         self.preferences = preferences or ExportPreferences()
         self.selections = (Selection(), Selection())
         self.link = StepLink(*self.selections, first.timesteps, second.timesteps)  # before the views: it runs first
-        self.sides = tuple(SessionView(selection, compact=True) for selection in self.selections)
+        self.sides = tuple(SessionView(selection) for selection in self.selections)
         for side, data in zip(self.sides, (first, second)):
             side.set_data(data)
         self.difference = DifferenceHeatmap(*self.sides)

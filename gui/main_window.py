@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from massivelens.resources import EXAMPLE_SESSION
 from massivelens.sessions.reader import SessionError
 from massivelens.sessions.summary_schema import SUMMARY_H5
 
@@ -29,9 +30,11 @@ from .export import (
     save_dialog,
     with_suffix,
 )
+from .help import add_help_menu
 from .naming import fresh_path, slug
 from .probe_panel import ProbePanel, probe_job
 from .record_panel import RecordPanel
+from .remembered import LAUNCHED, restore_window, save_window, value
 from .selection import Selection
 from .session_data import SessionData
 from .session_list import SessionList
@@ -91,12 +94,28 @@ class MainWindow(QMainWindow):
         self._menus()
         self._connect()
         self.setWindowTitle(APP)
-        self.resize(1400, 900)
+        self.record_panel.restore(self.settings)
+        self.view.restore(self.settings)
+        if not restore_window(self.settings, self, self.splitters()):
+            self.resize(1400, 900)
         self.statusBar().showMessage("Ready. Record a generation, or open a session (Ctrl+O).")
 
     # Construction --------------------------------------------------------------------------------
+    def splitters(self) -> dict[str, QSplitter]:
+        return {"side": self.side, **self.view.splitters()}
+
+    def open_first_launch(self) -> SessionData | None:
+        """On the very first launch, the example session, so the views show what they are for."""
+        if value(self.settings, LAUNCHED, False, bool):
+            return None
+        self.settings.setValue(LAUNCHED, True)
+        return self.open_example()
+
+    def open_example(self) -> SessionData | None:
+        return self.open_path(EXAMPLE_SESSION)
+
     def _dock(self) -> None:
-        side = QSplitter(Qt.Orientation.Vertical)
+        self.side = side = QSplitter(Qt.Orientation.Vertical)
         side.addWidget(self.record_panel)
         side.addWidget(self.session_list)
         side.setSizes([430, 400])
@@ -104,7 +123,7 @@ class MainWindow(QMainWindow):
         dock.setObjectName("side")
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         dock.setWidget(side)
-        dock.setMinimumWidth(320)
+        dock.setMinimumWidth(260)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
 
     def _menus(self) -> None:
@@ -130,6 +149,7 @@ class MainWindow(QMainWindow):
         analysis = self.menuBar().addMenu("&Analysis")
         self._action(analysis, "Disruption &Probe…", self.show_probe_panel)
         self._action(analysis, "&Transport Editor…", self.show_transport_editor)
+        add_help_menu(self, self.open_example)
 
     def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
         action = menu.addAction(text)
@@ -457,5 +477,8 @@ class MainWindow(QMainWindow):
             window.close()
         for data in self.session_list.sessions():
             data.close()
+        save_window(self.settings, self, self.splitters())
+        self.record_panel.remember(self.settings)
+        self.view.remember(self.settings)
         self.settings.sync()
         super().closeEvent(event)

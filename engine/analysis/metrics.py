@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -24,7 +25,12 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def uses_world(model: str) -> bool:
-    """Whether a model generates the Shapes world (its folder says so in massivelens.json)."""
+    """Whether a model generates the Shapes world (its folder says so in massivelens.json). A session recorded on
+    another machine names the embedded model by its path there: a missing folder of that name means this one."""
+    from massivelens.resources import EMBEDDED_MODEL
+
+    if not Path(model).is_dir() and Path(model).name == EMBEDDED_MODEL.name:
+        model = str(EMBEDDED_MODEL)
     return defaults.model_defaults(model).get("world") == "shapes"
 
 

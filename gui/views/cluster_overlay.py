@@ -91,7 +91,6 @@ class ClusterOverlay(QWidget):
     def _controls(self) -> None:
         self.channel_set = QComboBox()
         self.channel_set.setToolTip("the channels whose token maps are clustered (bottom/random: when recorded)")
-        self.channel_set.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.channel_set.currentIndexChanged.connect(self._redraw)
         self.n_clusters = QSpinBox()
         self.n_clusters.setRange(2, 8)
@@ -103,6 +102,9 @@ class ClusterOverlay(QWidget):
                                    "score; another can be shown (the IoU reported stays the rule's)")
         self.shown_rank.currentIndexChanged.connect(self._redraw)
         self._fill_ranks()
+        for box in (self.channel_set, self.shown_rank):  # shrink with the panel; the full text is in the list
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(6)
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(55)
@@ -123,20 +125,20 @@ class ClusterOverlay(QWidget):
         self.mask_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # clipped, never widens
 
     def _control_rows(self) -> QVBoxLayout:
-        """Two short rows: the panel must stay narrow in a side-by-side comparison."""
-        first, second = QHBoxLayout(), QHBoxLayout()
-        for label, widget in (("channels", self.channel_set), ("K", self.n_clusters), ("show", self.shown_rank)):
-            first.addWidget(QLabel(label))
-            first.addWidget(widget)
+        """Three short rows: the panel must stay narrow on a 1024 px screen and in a comparison."""
+        first, second, third = QHBoxLayout(), QHBoxLayout(), QHBoxLayout()
+        for row, label, widget in ((first, "channels", self.channel_set), (first, "K", self.n_clusters),
+                                   (second, "show", self.shown_rank), (second, "opacity", self.opacity)):
+            row.addWidget(QLabel(label))
+            row.addWidget(widget, stretch=1 if widget is self.shown_rank else 0)
         first.addStretch(1)
-        second.addWidget(QLabel("opacity"))
-        second.addWidget(self.opacity)
         for widget in self.buttons:
-            second.addWidget(widget)
-        second.addWidget(self.mask_label, stretch=1)
+            third.addWidget(widget)
+        third.addWidget(self.mask_label, stretch=1)
         rows = QVBoxLayout()
-        rows.addLayout(first)
-        rows.addLayout(second)
+        rows.setSpacing(2)
+        for row in (first, second, third):
+            rows.addLayout(row)
         return rows
 
     def _figure(self) -> None:
@@ -233,6 +235,7 @@ class ClusterOverlay(QWidget):
         reference = self.reference()
         self.clear.setEnabled(self.data is not None and self.data.path in self._user_masks)
         self.mask_label.setText(f"IoU against {reference[0]}" if reference else "no subject mask: load one for the IoU")
+        self.mask_label.setToolTip(self.mask_label.text())
         self.shown, self.iou, self.ious = None, None, []
         if pick is None or pick.stream != "image" or self.channel_set.count() == 0:
             self._blank(_empty(self.data, pick))

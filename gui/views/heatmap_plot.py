@@ -54,6 +54,13 @@ class Title(pg.LabelItem):
             super().setText(shown)
 
 
+class CellAxis(pg.AxisItem):
+    """Automatic ticks (they thin out as the plot narrows) that only fall on whole cells."""
+
+    def tickSpacing(self, minVal: float, maxVal: float, size: float):
+        return [(max(spacing, 1.0), offset) for spacing, offset in super().tickSpacing(minVal, maxVal, size)]
+
+
 class _ClickableImage(pg.ImageItem):
     """An ImageItem that reports which pixel was left-clicked or hovered (item coordinates are pixel indices);
     (-1, -1) when the pointer leaves."""
@@ -124,7 +131,7 @@ class HeatmapPlot(pg.GraphicsLayoutWidget):
         self.hover_text = ""
         self.title = Title()
         self.ci.addItem(self.title, row=0, col=0)
-        self.plot = self.ci.addPlot(row=1, col=0)
+        self.plot = self.ci.addPlot(row=1, col=0, axisItems={"bottom": CellAxis("bottom")})
         self.plot.invertY(True)
         self.plot.setLabel("bottom", x_label)
         self.plot.setLabel("left", y_label)
@@ -227,10 +234,6 @@ class HeatmapPlot(pg.GraphicsLayoutWidget):
         """Label rows by name; thinned so that long block lists stay readable."""
         self.row_names = list(names)
         self.plot.getAxis("left").setTicks([_thinned(names)])
-
-    def set_column_numbers(self, count: int) -> None:
-        """Integer ticks on cell centres, for short axes where automatic ticks would fall between cells."""
-        self.plot.getAxis("bottom").setTicks([_thinned([str(i) for i in range(count)])])
 
     def fit(self, rows: int, cols: int) -> None:
         """Show every cell: the view a zoom reset returns to."""

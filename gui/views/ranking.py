@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
     QLabel,
+    QSizePolicy,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -22,7 +23,10 @@ from PySide6.QtWidgets import (
 from ..selection import Selection
 from ..session_data import Pick, SessionData
 
-HEADERS = ("block", "top channels by mean |x|", "max/median", "max |x|", "Sun massive")
+HEADERS = ("block", "top channels", "max/median", "max |x|", "Sun")
+HEADER_TIPS = ("the block", "the block's channels by mean |x| over image tokens, largest first (the paper's rule); "
+               "the selected channel in brackets", "max |x| over the block's median |x|", "largest |x| in the block",
+               "channels massive by Sun et al.'s rule: max |x| > 100 and > 1000 x the block's median |x|")
 _SHOWN_TOP = 8
 _MASSIVE_TINT = QColor(255, 228, 196)
 # Flat header sections: the style's gradient sections make Qt's PDF writer warn and drop them.
@@ -63,8 +67,12 @@ class RankingModel(QAbstractTableModel):
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
             return HEADERS[section]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return HEADER_TIPS[section]
         return None
 
 
@@ -78,6 +86,7 @@ class RankingView(QWidget):
         self.data_: SessionData | None = None
         self.title = QLabel()
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # never widens the panel
         self.model_ = RankingModel()
         self._rows: dict[tuple[str, int, int], tuple[list, list[bool]]] = {}  # formatted once per view
         self.table = _table(self.model_)
@@ -112,6 +121,7 @@ class RankingView(QWidget):
             self.model_.set_rows([], [])
             return
         self.title.setText(f"top channels per block · {pick.stream} stream · {self.data_.step_label(pick.step)}")
+        self.title.setToolTip(self.title.text())
         key = (pick.stream, pick.step, pick.channel)
         if key not in self._rows:
             self._rows[key] = _rows(self.data_, pick)
@@ -149,7 +159,6 @@ def _rows(data: SessionData, pick: Pick) -> tuple[list[tuple[str, str, str, str,
 
 def _table(model: RankingModel) -> QTableView:
     table = QTableView()
-    table.horizontalHeader().setToolTip("Sun massive: max |x| > 100 and > 1000 x the block's median |x|")
     table.setModel(model)
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -160,8 +169,8 @@ def _table(model: RankingModel) -> QTableView:
     header = table.horizontalHeader()
     header.setStyleSheet(FLAT_HEADER)
     header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-    for column, width in ((0, 75), (2, 88), (3, 75), (4, 95)):
-        table.setColumnWidth(column, width)
+    for column in (0, 2, 3, 4):  # wide enough for the header's text; numbers are shorter
+        table.setColumnWidth(column, header.fontMetrics().horizontalAdvance(HEADERS[column]) + 18)
     return table
 
 

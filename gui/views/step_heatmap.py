@@ -27,7 +27,6 @@ class StepHeatmap(SelectionHeatmap):
         self.set_title(f"mean |x| of channel {pick.channel} · {pick.stream}")
         if fit:
             self.set_row_names(st.blocks)
-            self.set_column_numbers(values.shape[1])
             self.fit(*values.shape)
         self.mark(pick.block, pick.step)
 
