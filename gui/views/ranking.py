@@ -169,8 +169,9 @@ def _table(model: RankingModel) -> QTableView:
     header = table.horizontalHeader()
     header.setStyleSheet(FLAT_HEADER)
     header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-    for column in (0, 2, 3, 4):  # wide enough for the header's text; numbers are shorter
-        table.setColumnWidth(column, header.fontMetrics().horizontalAdvance(HEADERS[column]) + 18)
+    widest = {0: "single.00"}  # block names; the numbers are no wider than their headers
+    for column in (0, 2, 3, 4):
+        table.setColumnWidth(column, header.fontMetrics().horizontalAdvance(widest.get(column, HEADERS[column])) + 18)
     return table
 
 

@@ -8,9 +8,11 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import pyqtgraph as pg
 from PySide6.QtGui import QImage, QPixmap
 
 from massivelens.engine.errors import BadRequest
+from massivelens.gui.app import settle
 from massivelens.gui.main_window import MainWindow
 from massivelens.gui.probe_panel import ProbePanel, probe_job
 from massivelens.gui.probe_results import TILE, caption
@@ -72,12 +74,23 @@ def test_grid_has_one_tile_per_strategy_and_k_with_its_metrics(qtbot, tmp_path):
     np.testing.assert_array_equal(shown(results.baseline), scaled(to_qimage(baseline)))
     assert PROMPT in results.title.text() and not results.generation.isEnabled()  # one prompt: nothing to pick
     assert [results.metric_box.itemData(i) for i in range(results.metric_box.count())] == ["psnr", "accuracy", "mask_iou"]
-    curves = {item.name(): item for item in results.plot.getPlotItem().listDataItems()}
+    curves = {item.name(): item for item in results.plot_item.listDataItems()}
     summary = {(e["strategy"], e["k"]): e for e in panel.results.report.summary}
     assert set(curves) == {"top-k", "bottom-k", "random-k"}
     np.testing.assert_allclose(curves["random-k"].yData, [summary[("random", k)]["psnr"] for k in (1, 2, 4)])
     results.metric_box.setCurrentIndex(1)
-    assert "unperturbed" in {item.name() for item in results.plot.getPlotItem().listDataItems()}
+    plot = results.plot_item
+    names = [item.name() for item in plot.listDataItems()]
+    assert names == ["unperturbed", "random-k", "top-k", "bottom-k"]  # the reference under, bottom-k over it
+    styles = {item.name(): (item.opts["pen"].style(), item.opts["symbol"]) for item in plot.listDataItems()}
+    assert len(set(styles.values())) == 4  # dash and marker tell overlapping lines apart
+    lo, hi = plot.getViewBox().viewRange()[1]
+    assert -0.1 <= lo <= 0 and 1 <= hi <= 1.1 and not plot.getAxis("left").autoSIPrefix  # a plain 0-1 axis
+    settle()
+    legend = next(item for item in plot.parentItem().items if isinstance(item, pg.LegendItem))
+    assert not legend.sceneBoundingRect().intersects(plot.getViewBox().sceneBoundingRect())  # beside, not on, the data
+    results.metric_box.setCurrentIndex(2)
+    assert results.plot_item.getAxis("left").labelText == "subject-mask IoU" and results.plot_item.getViewBox().viewRange()[1][1] <= 1.1
     for suffix in ("png", "svg"):
         assert panel.export(tmp_path / f"probe.{suffix}").stat().st_size > 1000
     assert_not_blank(pixels(QImage(str(tmp_path / "probe.png"))))
