@@ -190,6 +190,10 @@ class SessionData:
         return self._streams[stream]
 
     def _read_stats(self, stream: str) -> StreamStats:
+        with np.errstate(all="ignore"):  # a damaged file's garbage overflows; its values are flagged, not warned on
+            return self._derive_stats(stream)
+
+    def _derive_stats(self, stream: str) -> StreamStats:
         s, n = self.session, self.steps_done  # a live recording may add a step between two reads: keep n
         mean = _finite(s.mean_abs(stream)[:n], f"{stream} mean |x|", self.problems)
         peak_abs = _finite(s.max_abs(stream)[:n], f"{stream} max |x|", self.problems)
