@@ -44,7 +44,7 @@ from .naming import fresh_path
 from .record_panel import EMBEDDED
 from .worker import JobQueue, JobRunner
 
-PANEL = 192  # pixels per image panel
+PANEL = 160  # pixels per image panel: three fit a 1024 x 640 screen above the settings
 STRIP_HEIGHT = 150  # the strip's row of images on screen (its file keeps 128 px cells and captions)
 
 
@@ -245,7 +245,13 @@ class TransportEditor(JobForm, QWidget):
         layout.addLayout(images)
         layout.addLayout(slider)
         layout.addWidget(self.strip_scroll)
-        layout.addLayout(form)
+        settings = QWidget()
+        settings.setLayout(form)
+        form_scroll = QScrollArea()  # the settings scroll on a short screen; the images and buttons stay in view
+        form_scroll.setWidget(settings)
+        form_scroll.setWidgetResizable(True)
+        form_scroll.setMinimumHeight(120)
+        layout.addWidget(form_scroll, stretch=1)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)

@@ -50,10 +50,12 @@ class SoakReport:
 
     def summary(self) -> str:
         growth = self.rss[-1][1] - self.rss[0][1] if len(self.rss) > 1 else 0.0
+        warm = next((mb for t, mb in self.rss if t >= 60), None)  # after the first minute: models loaded, caches full
+        after = f", {self.rss[-1][1] - warm:+.0f} MB after the first minute" if warm is not None else ""
         return (f"{sum(self.actions.values())} actions ({', '.join(f'{k} {v}' for k, v in sorted(self.actions.items()))}); "
                 f"unhandled exceptions {len(self.exceptions)}, Qt warnings {len(self.qt_warnings)}, "
                 f"failed jobs {len(self.failed_jobs)}, hangs {len(self.hangs)}; RSS {self.rss[0][1]:.0f} -> "
-                f"{self.rss[-1][1]:.0f} MB ({growth:+.0f} MB)")
+                f"{self.rss[-1][1]:.0f} MB ({growth:+.0f} MB{after})")
 
 
 class Soak:
@@ -114,8 +116,13 @@ class Soak:
             self.report.hangs.append(f"{name} took {took:.1f} s")
 
     def drain(self) -> None:
-        """Let every queued and running job end, so their outcomes are counted."""
+        """End the run as a person quitting would: withdraw waiting jobs, cancel the running one, and wait for it,
+        so every job's outcome is counted."""
         jobs = self.window.jobs
+        for runner in list(jobs.waiting):
+            runner.cancel()
+        if jobs.active is not None:
+            jobs.active.cancel()
         while jobs.active is not None or jobs.waiting:
             self._events()
             time.sleep(0.01)
