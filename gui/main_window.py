@@ -4,7 +4,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from PySide6.QtCore import QElapsedTimer, QSettings, Qt
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -31,6 +31,7 @@ from .export import (
     with_suffix,
 )
 from .help import add_help_menu
+from .live import LiveSession
 from .naming import fresh_path, slug
 from .probe_panel import ProbePanel, probe_job
 from .record_panel import RecordPanel
@@ -46,9 +47,6 @@ from .worker import Job, JobQueue, JobRunner, engine_job
 ORG = APP = "MassiveLens"
 RECENT_KEY, SESSIONS_DIR_KEY, PNG_SCALE_KEY = "recent_files", "sessions_dir", "export/png_scale"
 MAX_RECENT = 10
-# The live view: a run shorter than LIVE_START_MS (the embedded model takes ~0.4 s) just opens when done; a longer
-# one is shown from then on, redrawn at most every LIVE_INTERVAL_MS (each redraw reads the file, draws all views).
-LIVE_START_MS, LIVE_INTERVAL_MS = 1000, 300
 SESSION_FILTER = "MassiveLens session or batch summary (*.h5);;All files (*)"
 VIEW_NAMES = {"channel_heatmap": "Channel heatmap", "step_heatmap": "Block × step heatmap",
               "ranking": "Ranking table", "token_map": "Image and token map", "cluster_overlay": "Token clusters"}
@@ -73,7 +71,7 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None, job: Job = engine_job, probe: Job = probe_job):
         super().__init__()
         self.settings = settings or make_settings()
-        self.export_preferences = ExportPreferences(float(self.settings.value(PNG_SCALE_KEY, ExportPreferences.png_scale)))
+        self.export_preferences = ExportPreferences(value(self.settings, PNG_SCALE_KEY, ExportPreferences.png_scale, float))
         self.selection = Selection()
         self.view = SessionView(self.selection)
         self.record_panel = RecordPanel()
@@ -86,9 +84,7 @@ class MainWindow(QMainWindow):
         self.probe_panel = ProbePanel(self.record_panel, self.sessions_dir().parent / "probes", probe, self.jobs, self.export_preferences)
         self.transport_editor = TransportEditor(self.sessions_dir().parent / "transport", queue=self.jobs)
         self._closing = False
-        self.live: SessionData | None = None  # the session being recorded, shown as it grows
-        self._live_step = -1
-        self._live_clock = QElapsedTimer()
+        self.live = LiveSession(self)  # the session being recorded, shown as it grows
         self.setCentralWidget(self.view)
         self._dock()
         self._menus()
@@ -164,7 +160,9 @@ class MainWindow(QMainWindow):
         self.runner.queued.connect(lambda place: self.record_panel.set_queued(place, self.jobs.describe_active()))
         self.runner.started.connect(self._recording_started)
         self.runner.progress.connect(self.record_panel.show_progress)
-        self.runner.progress.connect(self._follow_live)
+        self.runner.progress.connect(lambda progress: self._closing or self.live.progress(progress))
+        self.live.opened.connect(self._live_opened)
+        self.live.grew.connect(self._live_grew)
         self.runner.finished.connect(self._recorded)
         self.runner.failed.connect(self._record_failed)
         self.runner.cancelled.connect(self._record_cancelled)
@@ -395,40 +393,23 @@ class MainWindow(QMainWindow):
         self.runner.start(self.record_panel.params(out))
 
     def _recording_started(self) -> None:
-        self.live, self._live_step = None, -1
-        self._live_clock.invalidate()
+        self.live.start(self.runner.params.out)
         self.record_panel.set_running(True, f"Recording to {self.runner.params.out.name} (the model loads first)…")
 
-    def _follow_live(self, progress) -> None:
-        """At each new step of the recording, show what the file holds so far: the session file appears at the
-        first transformer call, and each step once the writer has counted it in `steps_done`."""
-        if not self._live_clock.isValid():
-            self._live_clock.start()
-        wait = LIVE_INTERVAL_MS if self.live is not None else LIVE_START_MS
-        if progress.step == self._live_step or self._closing or self._live_clock.elapsed() < wait:
-            return
-        self._live_step = progress.step
-        self._live_clock.start()
-        path = Path(self.runner.params.out)
-        if self.live is None:
-            if not path.is_file():
-                return
-            try:
-                self.live = SessionData.open(path)
-            except SessionError:
-                return  # the header is not complete yet: the next step tries again
-            self.session_list.add(self.live)
-            start = self.live.strongest()
-            if start is not None:  # its strongest cell, at the newest step, which the view then follows
-                self.selection.set(stream="image", **{**start, "step": self.live.steps_done - 1})
-            return
-        following = self.selection.step >= self.live.steps_done - 1
-        if self.live.refresh():
-            self.session_list.refresh(self.live)
-            if self.current() is self.live:
-                self.view.refresh()
-                if following:
-                    self.selection.set(step=self.live.steps_done - 1)
+    def _live_opened(self, data: SessionData) -> None:
+        """The recording's file, listed and shown at its strongest cell at the newest step, which the view follows."""
+        self.session_list.add(data)
+        start = data.strongest()
+        if start is not None:
+            self.selection.set(stream="image", **{**start, "step": data.steps_done - 1})
+
+    def _live_grew(self, data: SessionData) -> None:
+        self.session_list.refresh(data)
+        if self.current() is data:
+            following = self.selection.step >= self.view.step.maximum()  # at the newest step before this one
+            self.view.refresh()
+            if following:
+                self.selection.set(step=data.steps_done - 1)
 
     def cancel_recording(self) -> None:
         waiting = self.runner.waiting()
@@ -437,7 +418,7 @@ class MainWindow(QMainWindow):
             self.record_panel.status.setText("Cancelling at the next block…")
 
     def _recorded(self, path: Path) -> None:
-        self.live = None
+        self.live.stop()
         self.record_panel.set_running(False, f"Recorded {path.name}")
         if self._closing:
             self._remember(path)
@@ -446,7 +427,7 @@ class MainWindow(QMainWindow):
 
     def _record_failed(self, message: str) -> None:
         """The steps written before the failure stay readable: a live entry is re-read to show them all."""
-        live, self.live = self.live, None
+        live = self.live.stop()
         self.record_panel.set_running(False, "Failed.")
         if live is not None and not self._closing:
             self.open_path(live.path)
@@ -454,7 +435,7 @@ class MainWindow(QMainWindow):
 
     def _record_cancelled(self, path: Path) -> None:
         """Finished steps are on disk: keep the partial session (listed and in the recent files)."""
-        self.live = None
+        self.live.stop()
         self.record_panel.set_running(False, "Cancelled.")
         if not path.is_file():
             return

@@ -223,7 +223,7 @@ class Soak:
             self.window.compare(sessions[first], sessions[second])
 
     def close_session(self) -> None:
-        data = self._pick([d for d in self.window.session_list.sessions() if d is not self.window.live])
+        data = self._pick([d for d in self.window.session_list.sessions() if d is not self.window.live.data])
         if data is not None:
             self.window.close_session(data)
 

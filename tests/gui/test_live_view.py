@@ -14,11 +14,11 @@ def test_views_follow_the_session_as_each_step_is_written(qtbot, settings):
     window.show()
     window.record_panel.prompt.setText("a red circle")
     seen: list[int] = []
-    window.runner.progress.connect(lambda p: window.live and seen.append(window.live.steps_done))
+    window.runner.progress.connect(lambda p: window.live.data and seen.append(window.live.data.steps_done))
     with qtbot.waitSignal(window.runner.finished, timeout=20_000) as done:
         window.record_panel.record.click()
-        qtbot.waitUntil(lambda: window.live is not None and window.live.steps_done >= 3, timeout=15_000)
-        live = window.live
+        qtbot.waitUntil(lambda: window.live.data is not None and window.live.data.steps_done >= 3, timeout=15_000)
+        live = window.live.data
         assert window.current() is live and not live.complete and "incomplete" in window.session_list.list.item(0).text()
         steps = live.steps_done
         assert window.view.step.maximum() == steps - 1 and window.selection.step == steps - 1  # follows the newest
