@@ -35,18 +35,33 @@ def normalise(maps: np.ndarray) -> np.ndarray:
 
 def cluster_tokens(maps: np.ndarray, n_clusters: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Cluster labels (h, w), and the foreground mask (h, w): the cluster of highest mean summed score."""
+    labels, means = _kmeans(maps, n_clusters, seed)
+    return labels, labels == int(np.argmax(means)) if np.isfinite(means).any() else np.zeros(labels.shape, bool)
+
+
+def ranked_clusters(maps: np.ndarray, n_clusters: int = 2, seed: int = 0) -> np.ndarray:
+    """(K, h, w) masks of the clusters by mean summed score, highest first: [0] is the paper's foreground, the
+    rest are what a reader may prefer to call the subject when the rule picks the background."""
+    labels, means = _kmeans(maps, n_clusters, seed)
+    order = np.argsort(-np.asarray(means), kind="stable")
+    return np.stack([labels == c for c in order])
+
+
+def _kmeans(maps: np.ndarray, n_clusters: int, seed: int) -> tuple[np.ndarray, list[float]]:
+    """Labels (h, w) and each cluster's mean summed normalised score (-inf for an empty cluster)."""
     k, h, w = maps.shape
+    if not np.isfinite(maps).all():
+        raise ValueError("the token maps hold non-finite values (a damaged session?); they are not clustered")
     x = normalise(maps)
     if np.ptp(x, axis=0).max() == 0:  # nothing to separate: every token looks the same
-        return np.zeros((h, w), np.int64), np.zeros((h, w), bool)
+        return np.zeros((h, w), np.int64), [-np.inf] * n_clusters
     from sklearn.cluster import KMeans
 
     with _threads().limit(limits=1):
         labels = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit_predict(x)
     scores = x.sum(axis=1)
-    means = [scores[labels == c].mean() if np.any(labels == c) else -np.inf for c in range(n_clusters)]
-    foreground = labels == int(np.argmax(means))
-    return labels.reshape(h, w), foreground.reshape(h, w)
+    means = [float(scores[labels == c].mean()) if np.any(labels == c) else -np.inf for c in range(n_clusters)]
+    return labels.reshape(h, w), means
 
 
 def upsample(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
