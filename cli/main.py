@@ -67,6 +67,7 @@ def _run_app(argv: list[str]) -> int:
     )
     parser.add_argument("session", nargs="?", help="a session file (.h5) to open")
     parser.add_argument("--screenshot", metavar="OUT.png", help="render the window, save a screenshot, exit")
+    parser.add_argument("--size", metavar="WxH", help="window size, e.g. 1024x640")
     args = parser.parse_args(argv)
     if not has_display():
         if not args.screenshot:
@@ -74,7 +75,12 @@ def _run_app(argv: list[str]) -> int:
                   f"({', '.join(COMMANDS)})", file=sys.stderr)
             return 1
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
-    from massivelens.gui.app import run_app
+    from massivelens.gui.app import parse_size, run_app
 
-    return run_app(args.session, args.screenshot)
+    try:
+        size = parse_size(args.size) if args.size else None
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return run_app(args.session, args.screenshot, size)
 

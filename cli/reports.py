@@ -29,7 +29,7 @@ def probe_report(result: ProbeResult, out: Path) -> list[Path]:
     if result.baseline_accuracy is not None:
         series["unperturbed"] = (list(range(len(ks))), [result.baseline_accuracy] * len(ks), None)
     written += line_figure(series, f"Zeroing k channels per block ({Path(result.model).name})", "k (channels zeroed per block)",
-                           label, out / "probe", x_ticks=[str(k) for k in ks])
+                           label, out / "probe", x_ticks=[str(k) for k in ks], unit_interval=metric == "accuracy")
     written.append(save_png(_probe_grid(result, out), out / "grid.png"))
     return written
 
@@ -68,7 +68,8 @@ def cluster_report(rows: list[ClusterRow], out: Path, title: str) -> list[Path]:
         strategy: (list(range(len(blocks))), [e["miou"] for e in curve if e["strategy"] == strategy], None)
         for strategy in dict.fromkeys(e["strategy"] for e in curve)
     }
-    paths += line_figure(series, title, "block", "mIoU with the subject mask", out / "clusters_miou", x_ticks=_sparse(blocks))
+    paths += line_figure(series, title, "block", "mIoU with the subject mask", out / "clusters_miou", x_ticks=_sparse(blocks),
+                         unit_interval=True)
     return paths
 
 

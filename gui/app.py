@@ -23,14 +23,26 @@ def save_screenshot(widget: QWidget, path: Path) -> bool:
     return widget.grab().save(str(path), "PNG")
 
 
-def run_app(session: Path | str | None = None, screenshot: Path | str | None = None) -> int:
-    """Open the main window (with `session` loaded); with `screenshot`, save the window to it and return."""
+def parse_size(text: str) -> tuple[int, int]:
+    """"WxH" (e.g. 1024x640) -> (1024, 640); ValueError with a one-line message otherwise."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"--size looks like WIDTHxHEIGHT, e.g. 1024x640; got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def run_app(session: Path | str | None = None, screenshot: Path | str | None = None,
+            size: tuple[int, int] | None = None) -> int:
+    """Open the main window (with `session` loaded, else the example on a first launch) at `size` if given; with
+    `screenshot`, save the window to it and return."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName(APP)
     app.setOrganizationName(ORG)
     window = MainWindow()
+    if size is not None:
+        window.resize(*size)
     window.show()
-    opened = window.open_path(Path(session)) if session else None
+    opened = window.open_path(Path(session)) if session else window.open_first_launch()
     if screenshot is None:
         return app.exec()
     ok = save_screenshot(window, Path(screenshot))

@@ -6,7 +6,6 @@ panel shows what the folder holds, so nothing on the GUI thread imports the engi
 """
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -15,7 +14,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -31,12 +29,13 @@ from PySide6.QtWidgets import (
 
 from massivelens.engine.cancel import CancelToken
 
-from .export import FILTER, export_reporting
+from .export import ExportPreferences, export_reporting, save_dialog
 from .job_form import JobForm
+from .naming import fresh_path
 from .probe_report import ProbeReport, save_report
 from .probe_results import ProbeResults
 from .record_panel import RecordPanel
-from .worker import Job, ProgressFn, RecordRunner
+from .worker import Job, JobQueue, JobRunner, ProgressFn
 
 STRATEGIES = ("top", "bottom", "random")  # engine.probe.STRATEGIES (not imported: it would load torch here)
 MODES = ("zero", "mean")
@@ -89,26 +88,24 @@ def parse_ks(text: str) -> tuple[int, ...]:
 
 
 class ProbePanel(JobForm, QWidget):
-    """A window of its own; `blocked()` names a reason not to start now (the main window: a recording runs,
-    and both jobs would hook the one cached pipeline)."""
+    """A window of its own; its runs go through `queue`, the app's one line of engine jobs."""
 
     running_text = "running (the model loads first)…"
 
     def __init__(self, record_panel: RecordPanel, out_root: Path, job: Job = probe_job,
-                 blocked: Callable[[], str | None] = lambda: None, parent: QWidget | None = None):
+                 queue: JobQueue | None = None, preferences: ExportPreferences | None = None,
+                 parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("MassiveLens · disruption probe")
         self.record_panel = record_panel
         self.out_root = Path(out_root)
-        self.blocked = blocked
+        self.preferences = preferences or ExportPreferences()
         self.folder: Path | None = None
-        self.runner = RecordRunner(job, self)
-        self.runner.progress.connect(self._progress)
+        self.runner = JobRunner(job, queue, "probe", self)
         self.runner.finished.connect(self.show_folder)
-        self.runner.failed.connect(lambda message: self._stopped(f"failed: {message}"))
-        self.runner.cancelled.connect(lambda _: self._stopped("cancelled"))
         self.results = ProbeResults()
         self._build()
+        self._connect_runner()
         self.resize(1280, 860)
 
     # Form ----------------------------------------------------------------------------------------
@@ -202,21 +199,12 @@ class ProbePanel(JobForm, QWidget):
         if self.runner.running():
             return
         self.describe_model()
-        reason = self.blocked()
-        if reason:
-            self.status.setText(reason)
-            return
         try:
-            params = self.params(self.out_root / time.strftime("probe-%Y%m%d-%H%M%S"))
+            params = self.params(fresh_path(self.out_root, "probe"))
         except ValueError as exc:
             self.status.setText(str(exc))
             return
-        self._set_running(True)
         self.runner.start(params)
-
-    def _cancel(self) -> None:
-        self.runner.cancel()
-        self.status.setText("cancelling at the next block…")
 
     def show_folder(self, folder: Path) -> None:
         """Show a probe's folder (one with probe.json)."""
@@ -234,11 +222,10 @@ class ProbePanel(JobForm, QWidget):
     # Export --------------------------------------------------------------------------------------
     def export(self, path: Path) -> Path | None:
         """The grid and the plot as one figure (PNG, SVG or PDF by suffix)."""
-        return export_reporting(self.results.figure, path, self.status)
+        return export_reporting(self.results.figure, path, self.status, self.preferences.png_scale)
 
     def _export_dialog(self) -> None:
-        default = str((self.folder or self.out_root) / "probe_figure.png")
-        path, _ = QFileDialog.getSaveFileName(self, "Export the probe figure", default, FILTER)
+        path = save_dialog(self, "Export the probe figure", (self.folder or self.out_root) / "probe_figure.png")
         if path:
-            self.export(Path(path))
+            self.export(path)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
@@ -19,9 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-import massivelens.gui.views  # noqa: F401  (pyqtgraph's white look, set once for every figure of the app)
-
-from .figures import COLORS
+from . import views  # noqa: F401  (pyqtgraph's white look, set once for every figure of the app)
+from .figures import COLORS, draw_lines
 from .probe_report import METRICS, ProbeReport
 from .session_list import to_qimage
 
@@ -80,11 +78,10 @@ class ProbeResults(QWidget):
         self.grid_host = QWidget()
         self.grid = QGridLayout(self.grid_host)
         self.grid.setSpacing(4)
-        self.plot = pg.PlotWidget()
+        self.plot = pg.GraphicsLayoutWidget()
         self.plot.setMinimumHeight(260)
         self.plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)  # fill what the grid leaves
-        self.plot.showGrid(x=True, y=True, alpha=0.25)
-        self.legend = self.plot.addLegend(offset=(-10, 10))
+        self.plot_item: pg.PlotItem | None = None
         figure = QVBoxLayout(self.figure)
         figure.addWidget(self.title)
         figure.addWidget(self.grid_host, alignment=Qt.AlignmentFlag.AlignLeft)
@@ -149,30 +146,27 @@ class ProbeResults(QWidget):
 
     # The plot ------------------------------------------------------------------------------------
     def _plot(self) -> None:
-        self.plot.clear()
-        self.legend.clear()
+        """Quality against k per strategy (mean ± s.e.m. over prompts, seeds and draws), the unperturbed baseline
+        as a reference line; styles, order and the legend beside the plot come from figures.draw_lines."""
+        self.plot.ci.clear()
         metric = self.metric_box.currentData()
         if self.report is None or metric is None:
+            self.plot_item = None
             return
         ks = self.report.ks()
         position = {k: i for i, k in enumerate(ks)}  # k grows geometrically: evenly spaced ticks read best
+        series = {}
         for strategy in self.report.strategies():
             group = [e for e in self.report.summary if e["strategy"] == strategy and e[metric] is not None]
-            x = np.asarray([position[e["k"]] for e in group], float)
-            y = np.asarray([e[metric] for e in group], float)
-            color = COLORS.get(strategy, (44, 160, 44))
-            self.plot.plot(x, y, pen=pg.mkPen(color, width=2.5), symbol="o", symbolBrush=color, symbolPen=color,
-                           symbolSize=8, name=f"{strategy}-k")
-            spread = np.asarray([e.get(f"{metric}_sem") or 0.0 for e in group], float)  # standard error of the mean
-            if spread.any():
-                self.plot.addItem(pg.ErrorBarItem(x=x, y=y, height=2 * spread, pen=pg.mkPen(color, width=1.2), beam=0.1))
+            series[f"{strategy}-k"] = ([position[e["k"]] for e in group], [e[metric] for e in group],
+                                       [e.get(f"{metric}_sem") or 0.0 for e in group])
         if metric == "accuracy" and self.report.baseline_accuracy is not None:
-            self.plot.plot([0, len(ks) - 1], [self.report.baseline_accuracy] * 2, name="unperturbed",
-                           pen=pg.mkPen((0, 0, 0), width=1.5, style=Qt.PenStyle.DashLine))
-        self.plot.getAxis("bottom").setTicks([[(i, str(k)) for i, k in enumerate(ks)]])
-        self.plot.setLabel("bottom", "k (channels per block)")
-        self.plot.setLabel("left", METRICS[metric])
-        self.plot.setTitle(f"{METRICS[metric]} against k · mean ± std over prompts, seeds and draws", size="10pt")
+            series["unperturbed"] = (list(range(len(ks))), [self.report.baseline_accuracy] * len(ks), None)
+        layout = self.plot.ci.addLayout(row=1, col=0)
+        self.plot.ci.addLabel(f"{METRICS[metric]} against k · mean ± s.e.m. over prompts, seeds and draws",
+                              row=0, col=0, color="k", size="10pt")
+        self.plot_item = draw_lines(layout, series, "k (channels per block)", METRICS[metric],
+                                    unit_interval=metric != "psnr", x_ticks=[str(k) for k in ks])
 
 
 def _header(text: str, color: tuple[int, int, int] | None = None) -> QLabel:

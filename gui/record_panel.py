@@ -27,6 +27,9 @@ from .generation_fields import GenerationFields
 from .worker import RecordParams
 
 EMBEDDED = "embedded model (shapes)"
+# A caption of the embedded model's world, so Record works at once; the placeholder shows the grammar.
+DEFAULT_PROMPT = "a small blue triangle on a yellow background at bottom right"
+REMEMBERED = ("model", "prompt", "dtype", "device")  # form fields kept between launches (record/<name>)
 AUTO_DEVICE = "auto"
 DEVICES = (AUTO_DEVICE, "cpu", "cuda", "mps")
 class RecordPanel(QWidget):
@@ -52,8 +55,9 @@ class RecordPanel(QWidget):
         self.device.setEditable(True)
         self.device.addItems(DEVICES)
         self.device.setToolTip("torch device; auto = CUDA when present, else CPU; also e.g. cuda:1")
-        self.prompt = QLineEdit()
-        self.prompt.setPlaceholderText("a small red circle on a blue background")
+        self.prompt = QLineEdit(DEFAULT_PROMPT)
+        self.prompt.setCursorPosition(0)
+        self.prompt.setPlaceholderText("e.g. a large red circle on a white background at top left")
         self.negative = QLineEdit()
         self.generation = GenerationFields()
         self.k = QSpinBox()
@@ -107,6 +111,25 @@ class RecordPanel(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
 
+    def remember(self, settings) -> None:
+        for name in REMEMBERED:
+            widget = getattr(self, name)
+            settings.setValue(f"record/{name}", widget.text() if isinstance(widget, QLineEdit) else widget.currentText())
+
+    def restore(self, settings) -> None:
+        for name in REMEMBERED:
+            text = settings.value(f"record/{name}")
+            widget = getattr(self, name)
+            if not isinstance(text, str) or not text:
+                continue
+            if isinstance(widget, QLineEdit):
+                widget.setText(text)
+            elif widget.isEditable():
+                widget.setEditText(text)
+            elif widget.findText(text) >= 0:
+                widget.setCurrentText(text)
+        self.prompt.setCursorPosition(0)  # the start of a long prompt says most
+
     def _browse_model(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a diffusers pipeline folder")
         if folder:
@@ -148,6 +171,12 @@ class RecordPanel(QWidget):
             self.progress.setRange(0, 1)
             self.progress.setValue(0)
             self.progress.setFormat("")
+
+    def set_queued(self, place: int, active: str) -> None:
+        """Another job holds the model: the recording waits its turn; Cancel withdraws it."""
+        self.record.setEnabled(False)
+        self.cancel.setEnabled(True)
+        self.status.setText(f"Queued ({place} in line) behind the {active}; Cancel withdraws it.")
 
     def show_progress(self, p) -> None:
         """p: engine Progress(step, steps, block, blocks, block_name), 0-based step and block."""

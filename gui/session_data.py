@@ -1,8 +1,11 @@
 """Per-session cache of what the views read, so a slider move does no HDF5 I/O.
 
 All reads happen on the GUI thread (h5py holds one global lock; the recording worker writes its own file).
-The statistics of a stream are read whole on first use (a FLUX run: about 20 MB per array); token maps are
-read per (step, block) chunk and kept in a small LRU.
+The statistics of a stream are read whole when the session opens (a FLUX run: about 20 MB per array), which
+also finds damaged parts: a stream that cannot be read is left out and an unreadable image or schedule is
+replaced, each with a one-line entry in `problems`; non-finite statistics are shown as gaps (NaN) and named
+there too. Token maps are read per (step, block) chunk and kept in a small LRU; a live recording's session
+grows with `refresh`.
 """
 from __future__ import annotations
 
@@ -14,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from massivelens.sessions import massive
-from massivelens.sessions.reader import Session, open_session
+from massivelens.sessions.reader import Session, SessionError, open_session
+
+READ_ERRORS = (SessionError, OSError, RuntimeError, KeyError, ValueError, TypeError)  # what a damaged file raises
 
 _MAP_CACHE = 128  # (step, block) chunks of top-k token maps; 256 KiB each for FLUX at k=16
 
@@ -48,14 +53,45 @@ class SessionData:
 
     def __init__(self, session: Session):
         self.session = session
+        self.problems: list[str] = []
         self._streams: dict[str, StreamStats] = {}
         self._derived: dict[tuple[str, str, int], object] = {}  # per (kind, stream, step): small, kept
         self._maps: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
 
     @classmethod
     def open(cls, path: str | Path) -> "SessionData":
-        """Raises SessionError (one-line message) for files that are not usable sessions."""
-        return cls(open_session(path))
+        """Raises SessionError (one-line message) for files that are not usable sessions; a session with damaged
+        parts opens, and says what is damaged in `problems`."""
+        data = cls(open_session(path))
+        try:
+            data.check()
+        except SessionError:
+            data.close()
+            raise
+        return data
+
+    def check(self) -> None:
+        """Read what every view needs now, so damage shows once, at open, instead of on every redraw."""
+        try:
+            self.steps_done, self.complete, self.info, self.grid, self.k  # noqa: B018 - read to cache
+        except READ_ERRORS as exc:
+            raise SessionError(f"{self.path}: damaged session ({_first_line(exc)})") from None
+        for stream in self.session.streams:
+            try:
+                self.stats(stream)
+            except READ_ERRORS as exc:
+                if stream == "image":
+                    raise SessionError(f"{self.path}: damaged image-stream statistics ({_first_line(exc)})") from None
+                self.problems.append(f"{stream} stream left out: {_first_line(exc)}")
+        blocks, steps = len(self.blocks("image")), self.steps_done
+        fallbacks = {"stored_top": lambda: np.full((steps, blocks, self.k), -1), "image": lambda: None,
+                     "timesteps": lambda: np.full(steps, np.nan)}
+        for name, fallback in fallbacks.items():
+            try:
+                getattr(self, name)
+            except READ_ERRORS as exc:
+                self.__dict__[name] = fallback()  # what the cached property returns from now on
+                self.problems.append(f"{name.replace('_', ' ')} unreadable: {_first_line(exc)}")
 
     # Run description -----------------------------------------------------------------------------
     @property
@@ -86,17 +122,33 @@ class SessionData:
     def k(self) -> int:
         return self.session.k
 
-    @cached_property
+    @property
     def streams(self) -> tuple[str, ...]:
-        return self.session.streams
+        """The streams whose statistics could be read."""
+        return tuple(stream for stream in self.session.streams if stream in self._streams)
 
     @cached_property
     def timesteps(self) -> np.ndarray:
-        return self.session.timesteps
+        return _finite(self.session.timesteps[: self.steps_done], "schedule", self.problems)
 
     @cached_property
     def image(self) -> np.ndarray | None:
         return self.session.image
+
+    def refresh(self) -> bool:
+        """Catch up with a recording that is still writing this file: True when steps (or the image) arrived.
+        Everything read per step is read again; the statistics of a run are small next to its token maps."""
+        steps, complete = self.session.steps_done, self.session.complete
+        if (steps, complete) == (self.steps_done, self.complete):
+            return False
+        for name in ("steps_done", "complete", "timesteps", "stored_top", "image", "info"):
+            self.__dict__.pop(name, None)
+        self._streams.clear()
+        self._derived.clear()
+        self._maps.clear()
+        self.problems.clear()
+        self.check()
+        return True
 
     def blocks(self, stream: str) -> list[str]:
         return self.stats(stream).blocks
@@ -121,6 +173,8 @@ class SessionData:
             return None
         middle = self.steps_done // 2
         mean = self.stats("image").mean_abs[middle]
+        if not np.isfinite(mean).any():  # a damaged step: start at its first cell
+            return {"step": middle, "block": 0, "channel": 0}
         block, channel = np.unravel_index(np.nanargmax(mean), mean.shape)
         return {"step": middle, "block": int(block), "channel": int(channel)}
 
@@ -136,8 +190,14 @@ class SessionData:
         return self._streams[stream]
 
     def _read_stats(self, stream: str) -> StreamStats:
-        s = self.session
-        mean, peak_abs, median = s.mean_abs(stream), s.max_abs(stream), s.median_abs(stream)
+        with np.errstate(all="ignore"):  # a damaged file's garbage overflows; its values are flagged, not warned on
+            return self._derive_stats(stream)
+
+    def _derive_stats(self, stream: str) -> StreamStats:
+        s, n = self.session, self.steps_done  # a live recording may add a step between two reads: keep n
+        mean = _finite(s.mean_abs(stream)[:n], f"{stream} mean |x|", self.problems)
+        peak_abs = _finite(s.max_abs(stream)[:n], f"{stream} max |x|", self.problems)
+        median = _finite(s.median_abs(stream)[:n], f"{stream} median |x|", self.problems)
         finite = mean[np.isfinite(mean)]
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         log_lo = float(np.log10(max(lo, 1e-6)))
@@ -147,7 +207,7 @@ class SessionData:
             max_abs=peak_abs,
             median_abs=median,
             ratio=massive.max_over_median(peak_abs, median),
-            peak=peak_abs.max(axis=-1, initial=0.0),
+            peak=np.nanmax(np.where(np.isnan(peak_abs), -np.inf, peak_abs), axis=-1, initial=0.0),
             levels=(lo, max(hi, lo + 1e-6)),
             log_levels=(log_lo, max(float(np.log10(max(hi, 1e-6))), log_lo + 1e-3)),
         )
@@ -178,8 +238,12 @@ class SessionData:
     # Token maps ----------------------------------------------------------------------------------
     @cached_property
     def stored_top(self) -> np.ndarray:
-        """(steps, blocks, k) channel ids whose image-stream token maps the file holds."""
-        return self.session.top_channels()
+        """(steps, blocks, k) channel ids whose image-stream token maps the file holds (-1 where damaged)."""
+        top = self.session.top_channels()[: self.steps_done]
+        bad = (top < 0) | (top >= self.stats("image").mean_abs.shape[2])
+        if bad.any():
+            self.problems.append(f"top channels: {int(bad.sum())} ids out of range (damaged?)")
+        return np.where(bad, -1, top)
 
     def token_map(self, step: int, block: int, channel: int) -> np.ndarray | None:
         """(h, w) signed map of one image-stream channel; None when it was not recorded."""
@@ -200,3 +264,18 @@ class SessionData:
 
     def close(self) -> None:
         self.session.close()
+
+
+def _finite(values: np.ndarray, name: str, problems: list[str]) -> np.ndarray:
+    """Non-finite values become NaN, drawn as gaps and skipped by every statistic; how many is noted once."""
+    values = np.asarray(values, dtype=np.float64 if values.dtype == np.float64 else np.float32)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        problems.append(f"{name}: {int(bad.sum())} non-finite values (damaged?) shown as gaps")
+        values = np.where(bad, np.nan, values)
+    return values
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

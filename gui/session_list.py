@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
+from PySide6.QtCore import QItemSelectionModel, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QImage, QKeySequence, QPainter, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -49,6 +49,7 @@ class SessionList(QWidget):
     currentChanged = Signal(object)  # SessionData | None
     compareRequested = Signal(object, object)
     openRequested = Signal()
+    closeRequested = Signal(object)  # SessionData
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -64,9 +65,15 @@ class SessionList(QWidget):
         self.compare.setToolTip("select two sessions (Ctrl+click) to view them side by side")
         self.compare.setEnabled(False)
         self.compare.clicked.connect(self._compare)
+        self.close_button = QPushButton("Close")
+        self.close_button.setToolTip("close the selected sessions (Delete); their files stay on disk")
+        self.close_button.setEnabled(False)
+        self.close_button.clicked.connect(self._close_selected)
+        QShortcut(QKeySequence.StandardKey.Delete, self.list, self._close_selected, Qt.ShortcutContext.WidgetShortcut)
         buttons = QHBoxLayout()
         buttons.addWidget(open_button)
         buttons.addWidget(self.compare)
+        buttons.addWidget(self.close_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.list)
@@ -80,7 +87,7 @@ class SessionList(QWidget):
         return next((d for d in self.sessions() if d.path.resolve() == resolved), None)
 
     def add(self, data: SessionData) -> None:
-        """List a session (or replace the entry for the same file) and make it current."""
+        """List a session (replacing, and closing, the entry for the same file) and make it the one selected."""
         old = self.find(data.path)
         if old is not None:
             self.remove(old)
@@ -88,13 +95,22 @@ class SessionList(QWidget):
         item.setData(Qt.ItemDataRole.UserRole, data)
         item.setToolTip(str(data.path))
         self.list.insertItem(0, item)
-        self.list.setCurrentItem(item)
+        self.list.setCurrentItem(item, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+
+    def refresh(self, data: SessionData) -> None:
+        """Redraw a listed session's entry (a live recording's steps grow, its image arrives)."""
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            if self._data(item) is data:
+                item.setText(_caption(data))
+                item.setIcon(thumbnail(data))
 
     def remove(self, data: SessionData) -> None:
-        """Unlist a session; its file closes when nothing (e.g. a comparison window) uses it any more."""
+        """Unlist a session and close its file (comparison windows hold files of their own)."""
         for i in range(self.list.count()):
             if self._data(self.list.item(i)) is data:
                 self.list.takeItem(i)
+                data.close()
                 return
 
     def current(self) -> SessionData | None:
@@ -102,6 +118,11 @@ class SessionList(QWidget):
 
     def _update_buttons(self) -> None:
         self.compare.setEnabled(len(self.list.selectedItems()) == 2)
+        self.close_button.setEnabled(bool(self.list.selectedItems()))
+
+    def _close_selected(self) -> None:
+        for item in self.list.selectedItems():
+            self.closeRequested.emit(self._data(item))
 
     def _compare(self) -> None:
         first, second = (self._data(item) for item in self.list.selectedItems()[:2])

@@ -5,7 +5,6 @@ import html
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QBoxLayout,
     QCheckBox,
     QComboBox,
     QHBoxLayout,
@@ -17,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .remembered import value
 from .selection import Selection
 from .session_data import SessionData
 from .views.cluster_overlay import ClusterOverlay
@@ -29,10 +29,11 @@ from .views.token_map import BESIDE, OVER, TokenMapView
 class SessionView(QWidget):
     """Controls write to the Selection and follow it back, so two views sharing one Selection stay in step.
 
-    `compact` puts the display options on a second toolbar row, for half-width views in a comparison.
+    The selection controls and the display options sit on two rows, so the view fits beside the side panel on a
+    1024 px screen and at half width in a comparison.
     """
 
-    def __init__(self, selection: Selection, compact: bool = False, parent: QWidget | None = None):
+    def __init__(self, selection: Selection, parent: QWidget | None = None):
         super().__init__(parent)
         self.selection = selection
         self.data: SessionData | None = None
@@ -47,16 +48,16 @@ class SessionView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.header)
-        layout.addLayout(self._toolbar(compact))
+        layout.addLayout(self._toolbar())
         layout.addWidget(self._panels(), stretch=1)
         selection.changed.connect(self._sync_controls)
 
     # Layout --------------------------------------------------------------------------------------
-    def _toolbar(self, compact: bool) -> QBoxLayout:
+    def _toolbar(self) -> QVBoxLayout:
         self.stream = QComboBox()
         self.stream.currentTextChanged.connect(lambda text: text and self.selection.set(stream=text))
         self.step = QSlider(Qt.Orientation.Horizontal)
-        self.step.setMinimumWidth(180)
+        self.step.setMinimumWidth(120)
         self.step.valueChanged.connect(lambda value: self.selection.set(step=value))
         self.step_label = QLabel()
         self.step_label.setFixedSize(self.step_label.fontMetrics().horizontalAdvance("step 9999 (t=9999)"),
@@ -76,27 +77,42 @@ class SessionView(QWidget):
         self.opacity.setValue(60)
         self.opacity.setMaximumWidth(100)
         self.opacity.valueChanged.connect(lambda value: self.token_map.set_opacity(value / 100))
-        bar = QVBoxLayout() if compact else QHBoxLayout()
+        bar = QVBoxLayout()
+        bar.setSpacing(2)
         bar.addLayout(_row(("stream", self.stream), ("step", self.step), (None, self.step_label),
                            ("block", self.block), ("channel", self.channel)))
         bar.addLayout(_row((None, self.log), (None, self.map_mode), ("opacity", self.opacity)))
         return bar
 
     def _panels(self) -> QSplitter:
-        top = QSplitter(Qt.Orientation.Horizontal)
+        self.top = top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(self.heatmap)
         top.addWidget(self.token_map)
         top.addWidget(self.clusters)
         top.setSizes([350, 340, 370])
-        bottom = QSplitter(Qt.Orientation.Horizontal)
+        self.bottom = bottom = QSplitter(Qt.Orientation.Horizontal)
         bottom.addWidget(self.step_heatmap)
         bottom.addWidget(self.ranking)
         bottom.setSizes([420, 620])
-        panels = QSplitter(Qt.Orientation.Vertical)
+        self.panels = panels = QSplitter(Qt.Orientation.Vertical)
         panels.addWidget(top)
         panels.addWidget(bottom)
         panels.setSizes([470, 330])
         return panels
+
+    def splitters(self) -> dict[str, QSplitter]:
+        return {"view_top": self.top, "view_bottom": self.bottom, "view_panels": self.panels}
+
+    def remember(self, settings) -> None:
+        """The display options, kept between launches."""
+        settings.setValue("view/log", self.log.isChecked())
+        settings.setValue("view/map_mode", self.map_mode.currentData())
+        settings.setValue("view/opacity", self.opacity.value())
+
+    def restore(self, settings) -> None:
+        self.log.setChecked(value(settings, "view/log", False, bool))
+        self.map_mode.setCurrentIndex(max(self.map_mode.findData(value(settings, "view/map_mode", OVER)), 0))
+        self.opacity.setValue(value(settings, "view/opacity", self.opacity.value(), int))
 
     def figures(self) -> dict[str, QWidget]:
         """The exportable views by file stem."""
@@ -115,6 +131,16 @@ class SessionView(QWidget):
         self._configure_controls()
         for view in (self.heatmap, self.step_heatmap, self.ranking, self.token_map, self.clusters):
             view.set_data(data)
+
+    def refresh(self) -> None:
+        """The session grew (a live recording): redraw everything at the current zoom, the step axis refitted."""
+        self.header.setText(_describe(self.data))
+        self._configure_controls()
+        self.heatmap._redraw()
+        self.step_heatmap._redraw(fit=True)
+        self.ranking.set_data(self.data)
+        self.token_map.set_data(self.data)
+        self.clusters.set_data(self.data)
 
     def set_log(self, log: bool) -> None:
         self.heatmap.set_log(log)

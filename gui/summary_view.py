@@ -8,11 +8,11 @@ import html
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -30,7 +30,7 @@ from massivelens.sessions.dataset_summary import (
     summary_json,
 )
 
-from .export import FILTER, export_reporting
+from .export import ExportPreferences, export_reporting, save_dialog
 from .views.heatmap_plot import HeatmapPlot
 
 HEADERS = ("block", "most frequent top-k channels (share of sessions)", "Jaccard seeds", "Jaccard prompts",
@@ -39,10 +39,15 @@ _SHOWN = 6  # channels listed per block
 
 
 class SummaryView(QWidget):
-    """A window of its own; the heatmap and the table select a block (and the heatmap a channel) together."""
+    """A window of its own; the heatmap and the table select a block (and the heatmap a channel) together.
+    `closed` fires when it closes, so its owner can let it go."""
 
-    def __init__(self, summary: DatasetSummary, path: Path, parent: QWidget | None = None):
+    closed = Signal()
+
+    def __init__(self, summary: DatasetSummary, path: Path, preferences: ExportPreferences | None = None,
+                 parent: QWidget | None = None):
         super().__init__(parent)
+        self.preferences = preferences or ExportPreferences()
         self.summary, self.path = summary, Path(path)
         self.setWindowTitle(f"MassiveLens · batch summary · {self.path.name}")
         self.blocks_json = summary_json(summary, top=_SHOWN)["blocks"]
@@ -69,9 +74,9 @@ class SummaryView(QWidget):
         self._show_stream(self.stream.currentText())
 
     @classmethod
-    def open(cls, path: Path) -> "SummaryView":
+    def open(cls, path: Path, preferences: ExportPreferences | None = None) -> "SummaryView":
         """A batch folder or its summary.h5; raises SessionError with a one-line message."""
-        return cls(read_summary(path), Path(path))
+        return cls(read_summary(path), Path(path), preferences)
 
     def _layout(self, export: QPushButton) -> None:
         bar = QHBoxLayout()
@@ -129,13 +134,18 @@ class SummaryView(QWidget):
 
     # Export --------------------------------------------------------------------------------------
     def export(self, path: Path) -> Path | None:
-        return export_reporting(self.heatmap, path, self.status)
+        return export_reporting(self.heatmap, path, self.status, self.preferences.png_scale)
 
     def _export_dialog(self) -> None:
         folder = self.path if self.path.is_dir() else self.path.parent
-        path, _ = QFileDialog.getSaveFileName(self, "Export the frequency heatmap", str(folder / "frequency.png"), FILTER)
+        path = save_dialog(self, "Export the frequency heatmap", folder / "frequency.png")
         if path:
-            self.export(Path(path))
+            self.export(path)
+
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        super().closeEvent(event)
+        self.closed.emit()
 
 
 def _cells(name: str, block: dict | None) -> list[str]:

@@ -2,7 +2,7 @@
 an alpha slider that scrubs through the sweep's results, and the strip's export.
 
 A standalone widget: `TransportEditor(out_root).show()`, or `python -m massivelens.gui.transport_editor [FOLDER]`. A run is one engine job on
-the recording worker (`gui.worker.RecordRunner`): it writes the sweep's folder (images, strip.png,
+the app's job queue (`gui.worker.JobRunner`): it writes the sweep's folder (images, strip.png,
 transport.json, sessions), and the editor shows what the folder holds, so the slider never waits
 for the model.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSlider,
     QSpinBox,
     QToolButton,
@@ -37,12 +37,15 @@ from PySide6.QtWidgets import (
 from massivelens.engine.cancel import CancelToken
 from massivelens.engine.defaults import INVERSION_GUIDANCE, INVERSIONS, MASK_MODES, K
 
+from .export import export_reporting, save_dialog
 from .generation_fields import GenerationFields
 from .job_form import JobForm
+from .naming import fresh_path
 from .record_panel import EMBEDDED
-from .worker import RecordRunner
+from .worker import JobQueue, JobRunner
 
-PANEL = 192  # pixels per image panel
+PANEL = 160  # pixels per image panel: three fit a 1024 x 640 screen above the settings
+STRIP_HEIGHT = 150  # the strip's row of images on screen (its file keeps 128 px cells and captions)
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,12 @@ def parse_alphas(text: str) -> tuple[float, ...]:
         raise ValueError(f"alphas must be numbers in [0, 1], got {text!r}") from None
 
 
+# The editor starts on forward noising: on the embedded model inverse Euler reconstructs an uncaptioned reference at
+# 4.5 dB (noise: 29.6 dB), and the caption field is optional (measured with tests/gui's image-source transport check).
+EDITOR_INVERSION = "noise"
+STRIP = "strip.png"  # engine.analysis.transport_report.STRIP (not imported: it would load torch here)
+
+
 class ImagePanel(QWidget):
     """A titled image, scaled with nearest neighbour so small images stay crisp."""
 
@@ -128,20 +137,18 @@ class ImagePanel(QWidget):
 class TransportEditor(JobForm, QWidget):
     """Runs one sweep at a time into `out_root/transport-<time>` and shows it."""
 
-    def __init__(self, out_root: Path, job=transport_job, parent: QWidget | None = None):
+    def __init__(self, out_root: Path, job=transport_job, queue: JobQueue | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("MassiveLens: transport")
         self.out_root = Path(out_root)
         self.folder: Path | None = None
         self.report: dict | None = None
-        self.runner = RecordRunner(job, self)
-        self.runner.progress.connect(self._progress)
+        self.runner = JobRunner(job, queue, "transport sweep", self)
         self.runner.finished.connect(self._finished)
-        self.runner.failed.connect(lambda message: self._stopped(f"failed: {message}"))
-        self.runner.cancelled.connect(lambda _: self._stopped("cancelled"))
         self.source_panel, self.target_panel, self.result_panel = ImagePanel("source"), ImagePanel("target"), ImagePanel("result")
         self._build_controls()
         self._layout()
+        self._connect_runner()
 
     # Form ----------------------------------------------------------------------------------------
     def _build_controls(self) -> None:
@@ -155,7 +162,10 @@ class TransportEditor(JobForm, QWidget):
         self.source_caption.setPlaceholderText("caption of the reference (optional)")
         self.inversion = QComboBox()
         self.inversion.addItems(INVERSIONS)
-        self.inversion.setToolTip("euler: inverse Euler inversion; noise: forward-noised reference (cheap baseline)")
+        self.inversion.setCurrentText(EDITOR_INVERSION)
+        self.inversion.setToolTip("noise: the reference forward-noised (works with or without a caption); euler: inverse "
+                                  "Euler inversion, the better reconstruction when the caption describes the reference "
+                                  "(without one it can fall apart: 4 dB on the embedded model)")
         self.inversion_guidance = QDoubleSpinBox()
         self.inversion_guidance.setRange(0.0, 100.0)
         self.inversion_guidance.setSingleStep(0.5)
@@ -186,13 +196,19 @@ class TransportEditor(JobForm, QWidget):
         self.run_button.clicked.connect(self.run)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.runner.cancel)
+        self.cancel_button.clicked.connect(self._cancel)
         self.export_button = QPushButton("Export strip…")
         self.export_button.setEnabled(False)
         self.export_button.clicked.connect(self._export_dialog)
         self.progress = QProgressBar()
         self.status = QLabel("idle")
         self.status.setWordWrap(True)
+        self.strip = QLabel("the sweep's strip (source, then each alpha) shows here after a run")
+        self.strip.setStyleSheet("color: gray")
+        self.strip_scroll = QScrollArea()  # a long sweep scrolls sideways instead of widening the window
+        self.strip_scroll.setWidget(self.strip)
+        self.strip_scroll.setWidgetResizable(True)
+        self.strip_scroll.setFixedHeight(STRIP_HEIGHT + 24)
 
     def _layout(self) -> None:
         images = QHBoxLayout()
@@ -228,7 +244,14 @@ class TransportEditor(JobForm, QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(images)
         layout.addLayout(slider)
-        layout.addLayout(form)
+        layout.addWidget(self.strip_scroll)
+        settings = QWidget()
+        settings.setLayout(form)
+        form_scroll = QScrollArea()  # the settings scroll on a short screen; the images and buttons stay in view
+        form_scroll.setWidget(settings)
+        form_scroll.setWidgetResizable(True)
+        form_scroll.setMinimumHeight(120)
+        layout.addWidget(form_scroll, stretch=1)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
@@ -269,13 +292,12 @@ class TransportEditor(JobForm, QWidget):
     def run(self) -> None:
         if self.runner.running():
             return
-        out = self.out_root / time.strftime("transport-%Y%m%d-%H%M%S")
+        out = fresh_path(self.out_root, "transport")
         try:
             params = self.params(out)
         except ValueError as exc:
             self.status.setText(str(exc))
             return
-        self._set_running(True)
         self.runner.start(params)
 
     def _finished(self, folder: Path) -> None:
@@ -296,6 +318,10 @@ class TransportEditor(JobForm, QWidget):
         self.export_button.setEnabled(True)
         self.alpha.setValue(len(results) - 1)
         self._show_result(self.alpha.value())
+        strip = QPixmap(str(self.folder / STRIP))
+        self.strip.setPixmap(strip.scaledToHeight(STRIP_HEIGHT, Qt.TransformationMode.FastTransformation)
+                             if not strip.isNull() else QPixmap())
+        self.strip.setToolTip(str(self.folder / STRIP))
         smooth = self.report.get("smoothness")
         self.status.setText(f"saved in {self.folder}" + ("" if smooth is None else f" · smoothness {smooth:.3f}"))
 
@@ -307,15 +333,23 @@ class TransportEditor(JobForm, QWidget):
         self.alpha_label.setText(f"alpha {row['alpha']:g}{transfer}")
         self.result_panel.show_file(self.folder / row["image"], f"result (alpha {row['alpha']:g})")
 
-    def export_strip(self, path: Path) -> Path:
-        """Copy the sweep's strip.png (one row: source, then every alpha) to `path`."""
-        shutil.copyfile(self.folder / "strip.png", path)
-        return Path(path)
+    def export_strip(self, path: Path) -> Path | None:
+        """The sweep's strip (one row: source, then every alpha) to `path`: a PNG is the file itself, pixel for
+        pixel; an SVG or PDF embeds it at its own size."""
+        path = Path(path)
+        if path.suffix.lower() == ".png":
+            shutil.copyfile(self.folder / STRIP, path)
+            self.status.setText(f"exported {path}")
+            return path
+        label = QLabel()
+        label.setPixmap(QPixmap(str(self.folder / STRIP)))
+        label.resize(label.pixmap().size())
+        return export_reporting(label, path, self.status)
 
     def _export_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export the alpha strip", "strip.png", "PNG (*.png)")
+        path = save_dialog(self, "Export the alpha strip", (self.folder or self.out_root) / STRIP)
         if path:
-            self.status.setText(f"wrote {self.export_strip(Path(path))}")
+            self.export_strip(path)
 
 
 def main(argv: list[str]) -> int:

@@ -1,4 +1,4 @@
-"""Recording off the GUI thread: a QObject worker moved to a QThread (the napari thread_worker pattern).
+"""Engine jobs off the GUI thread: a QObject worker moved to a QThread (the napari thread_worker pattern).
 
 The worker only ever reports through signals, which Qt queues to the GUI thread; the GUI only ever reaches the
 worker through the cancel token. The engine (and torch) is imported inside the worker thread, so starting
@@ -104,32 +104,98 @@ class RecordWorker(QObject):
         self.done.emit()
 
 
-class RecordRunner(QObject):
-    """Owns the thread of the current recording, one at a time.
+class JobQueue(QObject):
+    """One engine job at a time for the whole app: recording, probing and transport all hook the one cached
+    pipeline, and two jobs on it at once break each other (a meta-tensor copy, a KeyError in the recorder).
 
-    The outcome (finished / failed / cancelled) is re-emitted only after the thread has ended, so whoever
-    hears it can start the next recording at once.
+    A runner that asks while another runs waits here, first come first served; `changed` fires whenever the
+    running job or the waiting line changes, so forms can say where they stand.
     """
 
+    changed = Signal()
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.active: JobRunner | None = None
+        self.waiting: list[JobRunner] = []
+
+    def acquire(self, runner: "JobRunner") -> bool:
+        """True: `runner` may start now. False: it waits and is started by `release` when its turn comes."""
+        if self.active is None:
+            self.active = runner
+            self.changed.emit()
+            return True
+        self.waiting.append(runner)
+        self.changed.emit()
+        return False
+
+    def withdraw(self, runner: "JobRunner") -> None:
+        if runner in self.waiting:
+            self.waiting.remove(runner)
+            self.changed.emit()
+
+    def release(self, runner: "JobRunner") -> None:
+        """The active job ended: start the next waiting one."""
+        if self.active is runner:
+            self.active = None
+        if self.active is None and self.waiting:
+            self.active = self.waiting.pop(0)
+            self.active.launch()
+        self.changed.emit()
+
+    def position(self, runner: "JobRunner") -> int | None:
+        """1 for the next to run; None when `runner` is not waiting."""
+        return self.waiting.index(runner) + 1 if runner in self.waiting else None
+
+    def describe_active(self) -> str:
+        return self.active.label if self.active is not None else "nothing"
+
+
+class JobRunner(QObject):
+    """Owns the thread of one client's job (the recording, the probe, the transport sweep), on the shared queue.
+
+    `start` runs at once when the queue is free, else the job waits (`queued` fires) and runs when its turn
+    comes; `cancel` withdraws a waiting job or stops a running one. The outcome (finished / failed / cancelled)
+    is re-emitted only after the thread has ended, so whoever hears it can start the next job at once.
+    """
+
+    queued = Signal(int)  # place in the line, 1 = next
+    started = Signal()
     progress = Signal(object)
     finished = Signal(Path)
     failed = Signal(str)
     cancelled = Signal(Path)
 
-    def __init__(self, job: Job = engine_job, parent: QObject | None = None):
+    def __init__(self, job: Job = engine_job, queue: JobQueue | None = None, label: str = "job",
+                 parent: QObject | None = None):
         super().__init__(parent)
         self.job = job
+        self.queue = queue or JobQueue(self)
+        self.label = label
+        self.params: object | None = None
         self._thread: QThread | None = None
         self._worker: RecordWorker | None = None
         self._outcome: tuple[SignalInstance, object] | None = None
 
     def running(self) -> bool:
-        return self._thread is not None
+        """Running or waiting its turn: either way, not free to start another job."""
+        return self._thread is not None or self.waiting()
 
-    def start(self, params: RecordParams) -> None:
+    def waiting(self) -> bool:
+        return self.queue.position(self) is not None
+
+    def start(self, params) -> None:
         if self.running():
-            raise RuntimeError("a recording is already running")
-        thread, worker = QThread(), RecordWorker(params, self.job)
+            raise RuntimeError(f"the {self.label} is already running or queued")
+        self.params = params
+        if self.queue.acquire(self):
+            self.launch()
+        else:
+            self.queued.emit(self.queue.position(self))
+
+    def launch(self) -> None:
+        """Start the thread (the queue calls this when the job's turn comes)."""
+        thread, worker = QThread(), RecordWorker(self.params, self.job)
         worker.moveToThread(thread)
         worker.progress.connect(self.progress)
         direct = Qt.ConnectionType.DirectConnection  # these run on the worker thread, before `done`
@@ -141,10 +207,14 @@ class RecordRunner(QObject):
         thread.finished.connect(self._end)
         self._thread, self._worker, self._outcome = thread, worker, None
         thread.start()
+        self.started.emit()
 
     def cancel(self) -> None:
-        """Ask the job to stop at its next block; the worker then reports `cancelled`."""
-        if self._worker is not None:
+        """Withdraw a waiting job (reported as cancelled), or ask a running one to stop at its next block."""
+        if self.waiting():
+            self.queue.withdraw(self)
+            self.cancelled.emit(Path(getattr(self.params, "out", "")))
+        elif self._worker is not None:
             self._worker.token.cancel()
 
     def wait(self) -> None:
@@ -165,7 +235,8 @@ class RecordRunner(QObject):
             return
         self._thread.wait()
         self._thread = self._worker = None
-        if self._outcome is not None:
-            signal, value = self._outcome
-            self._outcome = None
+        outcome, self._outcome = self._outcome, None
+        self.queue.release(self)
+        if outcome is not None:
+            signal, value = outcome
             signal.emit(value)

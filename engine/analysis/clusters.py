@@ -40,18 +40,33 @@ def normalise(maps: np.ndarray) -> np.ndarray:
 def cluster_tokens(maps: np.ndarray, n_clusters: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Cluster labels and the foreground mask (the cluster of highest mean summed score) on the maps'
     grid: (h, w) for an image's maps (k, h, w), (frames, h, w) for a video's (k, frames, h, w)."""
+    labels, means = _kmeans(maps, n_clusters, seed)
+    return labels, labels == int(np.argmax(means)) if np.isfinite(means).any() else np.zeros(labels.shape, bool)
+
+
+def ranked_clusters(maps: np.ndarray, n_clusters: int = 2, seed: int = 0) -> np.ndarray:
+    """(K, *grid) masks of the clusters by mean summed score, highest first: [0] is the paper's foreground, the
+    rest are what a reader may prefer to call the subject when the rule picks the background."""
+    labels, means = _kmeans(maps, n_clusters, seed)
+    order = np.argsort(-np.asarray(means), kind="stable")
+    return np.stack([labels == c for c in order])
+
+
+def _kmeans(maps: np.ndarray, n_clusters: int, seed: int) -> tuple[np.ndarray, list[float]]:
+    """Labels on the maps' grid and each cluster's mean summed normalised score (-inf for an empty cluster)."""
     grid = maps.shape[1:]
+    if not np.isfinite(maps).all():
+        raise ValueError("the token maps hold non-finite values (a damaged session?); they are not clustered")
     x = normalise(maps)
     if np.ptp(x, axis=0).max() == 0:  # nothing to separate: every token looks the same
-        return np.zeros(grid, np.int64), np.zeros(grid, bool)
+        return np.zeros(grid, np.int64), [-np.inf] * n_clusters
     from sklearn.cluster import KMeans
 
     with _threads().limit(limits=1):
         labels = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit_predict(x)
     scores = x.sum(axis=1)
-    means = [scores[labels == c].mean() if np.any(labels == c) else -np.inf for c in range(n_clusters)]
-    foreground = labels == int(np.argmax(means))
-    return labels.reshape(grid), foreground.reshape(grid)
+    means = [float(scores[labels == c].mean()) if np.any(labels == c) else -np.inf for c in range(n_clusters)]
+    return labels.reshape(grid), means
 
 
 def upsample(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -37,7 +38,12 @@ def temporal_consistency(frames: np.ndarray) -> float | None:
 
 
 def uses_world(model: str) -> bool:
-    """Whether a model generates the Shapes world (its folder says so in massivelens.json)."""
+    """Whether a model generates the Shapes world (its folder says so in massivelens.json). A session recorded on
+    another machine names the embedded model by its path there: a missing folder of that name means this one."""
+    from massivelens.resources import EMBEDDED_MODEL
+
+    if not Path(model).is_dir() and Path(model).name == EMBEDDED_MODEL.name:
+        model = str(EMBEDDED_MODEL)
     return defaults.model_defaults(model).get("world") == "shapes"
 
 
@@ -54,9 +60,22 @@ class WorldScore:
         return float(all(self.correct.values()))
 
 
+def world_image(image: np.ndarray) -> np.ndarray:
+    """An image at the world's own size, which the reader needs: a generation at another size (the embedded
+    model accepts any multiple of 16) is resampled by area, and the reader snaps colours to the palette."""
+    from PIL import Image
+
+    from ..shapes.world import SIZE
+
+    if image.shape[:2] == (SIZE, SIZE):
+        return image
+    return np.asarray(Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).resize((SIZE, SIZE), Image.Resampling.BOX))
+
+
 def world_score(caption: str, image: np.ndarray) -> WorldScore:
+    """The reader's findings on `image` (resampled to the world's size); its mask is at the world's size."""
     from ..shapes.reader import read
 
     truth = parse_caption(caption)
-    reading, mask = read(image)
+    reading, mask = read(world_image(image))
     return WorldScore({name: getattr(reading, name) == getattr(truth, name) for name in ATTRIBUTES}, mask)

@@ -28,9 +28,9 @@ from ..core.calls import output_images
 from ..defaults import PROBE_KS, STRATEGIES
 from ..errors import BadRequest
 from ..generation import Generation, call_kwargs, resolve
-from ..video_files import save_output
 from ..jobs import RecordRequest, record, run
 from ..loading import ModelSpec, load_pipeline
+from ..video_files import save_output
 from .clip_score import ClipScorer
 from .clusters import iou
 from .metrics import frame_psnr, mse, psnr, temporal_consistency, uses_world, world_score

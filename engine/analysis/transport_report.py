@@ -19,30 +19,44 @@ from PIL import Image
 from ..imaging import image_grid, save_png
 from ..shapes.world import ATTRIBUTES, parse_caption
 from ..video_files import save_output
-from .metrics import mse, psnr, temporal_consistency, uses_world
+from .metrics import mse, psnr, temporal_consistency, uses_world, world_image
 from .transport import TransportResult
 
 REPORT = "transport.json"
 STRIP = "strip.png"
 
 
-def attribute_transfer(source_caption: str, target_caption: str, image: np.ndarray) -> tuple[float | None, float | None]:
+def attribute_transfer(source_caption: str, target_caption: str, image: np.ndarray,
+                       reference: np.ndarray | None = None) -> tuple[float | None, float | None]:
     """Fractions of the attributes that differ between the captions which the world reader finds
-    taken from the source, and kept from the target. None when either caption is outside the
-    grammar or the captions do not differ."""
+    taken from the source, and kept from the target. A reference image without a caption of the
+    grammar is described by what the reader finds in it. None when the source or the target cannot
+    be described, or they do not differ."""
     from ..shapes.reader import read
 
     try:
-        source, target = parse_caption(source_caption), parse_caption(target_caption)
+        target = parse_caption(target_caption)
+        source = parse_caption(source_caption) if reference is None or _in_grammar(source_caption) else \
+            read(world_image(reference))[0].attributes()
     except ValueError:
+        return None, None
+    if source is None:
         return None, None
     differing = [name for name in ATTRIBUTES if getattr(source, name) != getattr(target, name)]
     if not differing:
         return None, None
-    reading, _ = read(image)
+    reading, _ = read(world_image(image))
     taken = sum(getattr(reading, name) == getattr(source, name) for name in differing)
     kept = sum(getattr(reading, name) == getattr(target, name) for name in differing)
     return taken / len(differing), kept / len(differing)
+
+
+def _in_grammar(caption: str) -> bool:
+    try:
+        parse_caption(caption)
+    except ValueError:
+        return False
+    return True
 
 
 def gini(values: Sequence[float]) -> float:
@@ -77,7 +91,8 @@ def summary(result: TransportResult, clip=None) -> dict:
     world = uses_world(request.spec.model)
     rows = []
     for i, r in enumerate(result.results):
-        taken, kept = attribute_transfer(result.source_prompt, result.target_prompt, r.image) if world else (None, None)
+        taken, kept = attribute_transfer(result.source_prompt, result.target_prompt, r.image, result.reference) \
+            if world else (None, None)
         row = {"alpha": r.alpha, "image": _image_name(i, r.alpha), "from_source": taken, "from_target": kept,
                "session": str(r.session.relative_to(request.out))}
         if clip is not None:

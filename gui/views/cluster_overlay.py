@@ -2,12 +2,15 @@
 token maps at the selected block and step, its foreground painted on the image, and its IoU against a
 subject mask when there is one (the world reader's on the embedded model, or a mask image the user loads).
 
+The paper calls foreground the cluster of highest summed score, and often that is the background. The view
+says which cluster the rule picked, gives every cluster's IoU, and lets the user paint another cluster
+instead (`shown_rank`); `iou` always keeps the rule's choice, the number the paper's mIoU averages.
+
 KMeans runs here, on the GUI thread: on <= 4096 tokens x 16 channels it takes ~5-30 ms (engine.clusters runs it on one
 thread; bench/cluster_overlay.py), and every result is cached per (session, set, step, block, K).
 """
 from __future__ import annotations
 
-import html
 from collections import OrderedDict
 from pathlib import Path
 
@@ -28,8 +31,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from massivelens.engine.analysis.clusters import cluster_tokens, mask_iou
-from massivelens.engine.analysis.metrics import uses_world
+from massivelens.engine.analysis.clusters import mask_iou, ranked_clusters
+from massivelens.engine.analysis.metrics import uses_world, world_image
+from massivelens.sessions.reader import SessionError
 
 from ..selection import Selection
 from ..session_data import Pick, SessionData
@@ -42,20 +46,13 @@ _OUTLINE = pg.mkPen((0, 230, 255), width=2.5, cosmetic=True)
 MASK_FILTER = "Mask image, white = subject (*.png *.jpg *.bmp *.tif);;All files (*)"
 
 
-def foreground(maps: np.ndarray, n_clusters: int) -> np.ndarray:
-    return cluster_tokens(maps, n_clusters)[1]
-
-
 def world_mask(data: SessionData) -> np.ndarray | None:
     """The world reader's subject mask of the session image, on the embedded model only."""
     if data.image is None or not uses_world(str(data.info.get("model", ""))):
         return None
     from massivelens.engine.shapes.reader import read
 
-    try:
-        return read(data.image)[1]
-    except ValueError:  # not the world's image size
-        return None
+    return read(world_image(data.image))[1]
 
 
 def read_mask(path: Path) -> np.ndarray | None:
@@ -75,8 +72,9 @@ class ClusterOverlay(QWidget):
         super().__init__(parent)
         self.selection = selection
         self.data: SessionData | None = None
-        self.shown: np.ndarray | None = None  # the (h, w) foreground on screen
-        self.iou: float | None = None
+        self.shown: np.ndarray | None = None  # the (h, w) cluster on screen
+        self.iou: float | None = None  # the paper's foreground's IoU
+        self.ious: list[float] = []  # every cluster's IoU, by rank (0 = the paper's foreground)
         self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._user_masks: dict[Path, tuple[str, np.ndarray]] = {}
         self._world_masks: dict[Path, np.ndarray | None] = {}  # read once: redraws follow every slider move
@@ -93,13 +91,20 @@ class ClusterOverlay(QWidget):
     def _controls(self) -> None:
         self.channel_set = QComboBox()
         self.channel_set.setToolTip("the channels whose token maps are clustered (bottom/random: when recorded)")
-        self.channel_set.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.channel_set.currentIndexChanged.connect(self._redraw)
         self.n_clusters = QSpinBox()
         self.n_clusters.setRange(2, 8)
         self.n_clusters.setValue(2)
         self.n_clusters.setToolTip("KMeans clusters; the foreground is the one of highest summed score")
-        self.n_clusters.valueChanged.connect(self._redraw)
+        self.n_clusters.valueChanged.connect(self._clusters_changed)
+        self.shown_rank = QComboBox()
+        self.shown_rank.setToolTip("which cluster to paint: the paper's rule calls foreground the one of highest summed "
+                                   "score; another can be shown (the IoU reported stays the rule's)")
+        self.shown_rank.currentIndexChanged.connect(self._redraw)
+        self._fill_ranks()
+        for box in (self.channel_set, self.shown_rank):  # shrink with the panel; the full text is in the list
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(6)
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(55)
@@ -120,18 +125,20 @@ class ClusterOverlay(QWidget):
         self.mask_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # clipped, never widens
 
     def _control_rows(self) -> QVBoxLayout:
-        """Two short rows: the panel must stay narrow in a side-by-side comparison."""
-        first, second = QHBoxLayout(), QHBoxLayout()
-        for label, widget in (("cluster", self.channel_set), ("K", self.n_clusters), ("opacity", self.opacity)):
-            first.addWidget(QLabel(label))
-            first.addWidget(widget)
+        """Three short rows: the panel must stay narrow on a 1024 px screen and in a comparison."""
+        first, second, third = QHBoxLayout(), QHBoxLayout(), QHBoxLayout()
+        for row, label, widget in ((first, "channels", self.channel_set), (first, "K", self.n_clusters),
+                                   (second, "show", self.shown_rank), (second, "opacity", self.opacity)):
+            row.addWidget(QLabel(label))
+            row.addWidget(widget, stretch=1 if widget is self.shown_rank else 0)
         first.addStretch(1)
         for widget in self.buttons:
-            second.addWidget(widget)
-        second.addWidget(self.mask_label, stretch=1)
+            third.addWidget(widget)
+        third.addWidget(self.mask_label, stretch=1)
         rows = QVBoxLayout()
-        rows.addLayout(first)
-        rows.addLayout(second)
+        rows.setSpacing(2)
+        for row in (first, second, third):
+            rows.addLayout(row)
         return rows
 
     def _figure(self) -> None:
@@ -150,10 +157,12 @@ class ClusterOverlay(QWidget):
     # Data ----------------------------------------------------------------------------------------
     def set_data(self, data: SessionData | None) -> None:
         self.data = data
+        chosen = self.channel_set.currentData()
         self.channel_set.blockSignals(True)
         self.channel_set.clear()
         for name in data.session.channel_sets if data else ():
             self.channel_set.addItem(f"{name}-{data.k}", name)
+        self.channel_set.setCurrentIndex(max(self.channel_set.findData(chosen), 0))
         self.channel_set.blockSignals(False)
         image = data.image if data else None
         if image is None:
@@ -183,9 +192,9 @@ class ClusterOverlay(QWidget):
             return None
         if self.data.path in self._user_masks:
             return self._user_masks[self.data.path]
-        if self.data.path not in self._world_masks:
+        if self._world_masks.get(self.data.path) is None and self.data.image is not None:  # a live run's image comes last
             self._world_masks[self.data.path] = world_mask(self.data)
-        mask = self._world_masks[self.data.path]
+        mask = self._world_masks.get(self.data.path)
         return None if mask is None else ("world reader's subject", mask)
 
     def _load_dialog(self) -> None:
@@ -198,12 +207,25 @@ class ClusterOverlay(QWidget):
         if fields & {"stream", "block", "step"}:
             self._redraw()
 
-    def _foreground(self, name: str, pick: Pick) -> np.ndarray:
+    def _fill_ranks(self) -> None:
+        """One entry per cluster, by summed score; the first is the paper's foreground."""
+        self.shown_rank.blockSignals(True)
+        self.shown_rank.clear()
+        for rank in range(self.n_clusters.value()):
+            self.shown_rank.addItem("foreground (paper's rule)" if rank == 0 else f"cluster #{rank + 1} by score", rank)
+        self.shown_rank.blockSignals(False)
+
+    def _clusters_changed(self) -> None:
+        self._fill_ranks()
+        self._redraw()
+
+    def _clusters(self, name: str, pick: Pick) -> np.ndarray:
+        """(K, h, w) cluster masks by rank; ValueError or SessionError for maps that cannot be clustered."""
         key = (self.data.path, name, pick.step, pick.block, self.n_clusters.value())
         if key in self._cache:
             self._cache.move_to_end(key)
         else:
-            self._cache[key] = foreground(self.data.session.set_maps(name, pick.step, pick.block), key[-1])
+            self._cache[key] = ranked_clusters(self.data.session.set_maps(name, pick.step, pick.block), key[-1])
             while len(self._cache) > _CACHE:
                 self._cache.popitem(last=False)
         return self._cache[key]
@@ -213,15 +235,19 @@ class ClusterOverlay(QWidget):
         reference = self.reference()
         self.clear.setEnabled(self.data is not None and self.data.path in self._user_masks)
         self.mask_label.setText(f"IoU against {reference[0]}" if reference else "no subject mask: load one for the IoU")
-        self.shown, self.iou = None, None
+        self.mask_label.setToolTip(self.mask_label.text())
+        self.shown, self.iou, self.ious = None, None, []
         if pick is None or pick.stream != "image" or self.channel_set.count() == 0:
-            self.mask_item.clear()
-            self.reference_item.clear()
-            self.outline.setData(None)
-            self.title.setText(_empty(self.data, pick))
+            self._blank(_empty(self.data, pick))
             return
         name = self.channel_set.currentData()
-        self.shown = self._foreground(name, pick)
+        try:
+            clusters = self._clusters(name, pick)
+        except (ValueError, SessionError) as exc:
+            self._blank(f"{name}-{self.data.k} · {self.data.blocks('image')[pick.block]} · step {pick.step}\n"
+                        f"not clustered: {str(exc).split(': ')[-1]}")
+            return
+        self.shown = clusters[self.shown_rank.currentData() or 0]
         h, w = self.data.image.shape[:2] if self.data.image is not None else self.shown.shape
         rgba = np.zeros((*self.shown.shape, 4), np.uint8)
         rgba[self.shown] = (*_FOREGROUND, 255)
@@ -229,8 +255,15 @@ class ClusterOverlay(QWidget):
         self.mask_item.setRect(QRectF(0, 0, w, h))
         self._draw_reference(reference[1] if reference else None, w, h)
         if reference is not None:
-            self.iou = mask_iou(self.shown, reference[1])
+            self.ious = [mask_iou(cluster, reference[1]) for cluster in clusters]
+            self.iou = self.ious[0]
         self.title.setText(self._caption(name, pick, reference[0] if reference else None))
+
+    def _blank(self, title: str) -> None:
+        self.mask_item.clear()
+        self.reference_item.clear()
+        self.outline.setData(None)
+        self.title.setText(title)
 
     def _draw_reference(self, mask: np.ndarray | None, w: int, h: int) -> None:
         """The reference mask as an outline. A transparent image carries the isocurve to image coordinates; the
@@ -246,13 +279,17 @@ class ClusterOverlay(QWidget):
         self.outline.setData(padded)
 
     def _caption(self, name: str, pick: Pick, reference: str | None) -> str:
-        """Three short lines: the title must fit a third of the window (it is clipped, not wrapped)."""
+        """Short lines (they are elided, not wrapped): what is clustered, what is painted and why, every IoU."""
         block = self.data.blocks("image")[pick.block]
+        rank = self.shown_rank.currentData() or 0
+        painted = "the paper's foreground (highest summed score)" if rank == 0 else \
+            f"cluster #{rank + 1} by score, not the paper's foreground"
         lines = [f"{name}-{self.data.k} · K={self.n_clusters.value()} · {block} · step {pick.step}",
-                 f"foreground: {int(self.shown.sum())} of {self.shown.size} tokens"]
-        if self.iou is not None:
-            lines.append(f"<b>IoU {self.iou:.2f}</b> · <span style='color:#00a0c0'>outline: {html.escape(reference)}</span>")
-        return "<br>".join(lines)
+                 f"magenta: {painted} · {int(self.shown.sum())} of {self.shown.size} tokens"]
+        if self.ious:
+            scores = " · ".join(f"#{i + 1}{' (paper)' if i == 0 else ''} {v:.2f}" for i, v in enumerate(self.ious))
+            lines.append(f"IoU by cluster: {scores} · cyan outline: {reference}")
+        return "\n".join(lines)
 
 
 def _empty(data: SessionData | None, pick: Pick | None) -> str:

@@ -36,7 +36,7 @@ class ChannelHeatmap(SelectionHeatmap):
             self.clear_values(NO_SESSION if self.data is None else "mean |x|: no step recorded")
             return
         st = self.data.stats(pick.stream)
-        self.set_values(self.data.heatmap(pick.stream, pick.step, self.log), st.log_levels if self.log else st.levels)
+        self.set_values(self.data.heatmap(pick.stream, pick.step, self.log), self.levels(pick))
         rows, cols = self.data.sun_cells(pick.stream, pick.step)
         self.sun.setData(x=cols, y=rows)
         self.set_title(f"mean |x| · {pick.stream} · {self.data.step_label(pick.step)} · ○ massive: {_listed(cols)}")
@@ -44,6 +44,16 @@ class ChannelHeatmap(SelectionHeatmap):
             self.set_row_names(st.blocks)
             self.fit(*st.mean_abs.shape[1:])
         self.mark(pick.block, pick.channel)
+
+    def own_levels(self, pick) -> tuple[float, float]:
+        """One range over every step of the stream, so that colours compare across steps."""
+        st = self.data.stats(pick.stream)
+        return st.log_levels if self.log else st.levels
+
+    def describe(self, row: int, col: int, value: float) -> str:
+        pick = self.data.resolve(self.selection)
+        return (f"{self.row_names[row]} · channel {col} · {self.data.step_label(pick.step)} · "
+                f"{self.bar_label} {value:,.4g}")
 
 
 def _listed(channels: np.ndarray) -> str:

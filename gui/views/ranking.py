@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
     QLabel,
+    QSizePolicy,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -22,9 +23,15 @@ from PySide6.QtWidgets import (
 from ..selection import Selection
 from ..session_data import Pick, SessionData
 
-HEADERS = ("block", "top channels by mean |x|", "max/median", "max |x|", "Sun massive")
+HEADERS = ("block", "top channels", "max/median", "max |x|", "Sun")
+HEADER_TIPS = ("the block", "the block's channels by mean |x| over image tokens, largest first (the paper's rule); "
+               "the selected channel in brackets", "max |x| over the block's median |x|", "largest |x| in the block",
+               "channels massive by Sun et al.'s rule: max |x| > 100 and > 1000 x the block's median |x|")
 _SHOWN_TOP = 8
 _MASSIVE_TINT = QColor(255, 228, 196)
+# Flat header sections: the style's gradient sections make Qt's PDF writer warn and drop them.
+FLAT_HEADER = "QHeaderView::section { background: #ececec; border: none; border-right: 1px solid #c8c8c8; " \
+              "border-bottom: 1px solid #c8c8c8; padding: 2px 4px; }"
 
 
 class RankingModel(QAbstractTableModel):
@@ -36,7 +43,7 @@ class RankingModel(QAbstractTableModel):
         self.massive: list[bool] = []
 
     def set_rows(self, rows: list[tuple[str, str, str, str, str]], massive: list[bool]) -> None:
-        if len(rows) == len(self.rows):
+        if rows and len(rows) == len(self.rows):  # an empty range would be an invalid dataChanged
             self.rows, self.massive = rows, massive
             self.dataChanged.emit(self.index(0, 0), self.index(len(rows) - 1, len(HEADERS) - 1))
         else:
@@ -60,13 +67,18 @@ class RankingModel(QAbstractTableModel):
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
             return HEADERS[section]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return HEADER_TIPS[section]
         return None
 
 
 class RankingView(QWidget):
-    """A titled table. Clicking a row selects its block; the selected channel is bracketed wherever it ranks."""
+    """A titled table. Clicking a row selects its block and that block's top channel; the selected channel is
+    bracketed wherever it ranks."""
 
     def __init__(self, selection: Selection):
         super().__init__()
@@ -74,10 +86,11 @@ class RankingView(QWidget):
         self.data_: SessionData | None = None
         self.title = QLabel()
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # never widens the panel
         self.model_ = RankingModel()
         self._rows: dict[tuple[str, int, int], tuple[list, list[bool]]] = {}  # formatted once per view
         self.table = _table(self.model_)
-        self.table.clicked.connect(lambda index: selection.set(block=index.row()))
+        self.table.clicked.connect(lambda index: self.select_block(index.row()))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.title)
@@ -88,6 +101,12 @@ class RankingView(QWidget):
         self.data_ = data
         self._rows.clear()
         self._refresh()
+
+    def select_block(self, block: int) -> None:
+        """A row's block, at its strongest channel (the first the row lists)."""
+        pick = self.data_.resolve(self.selection) if self.data_ else None
+        if pick is not None:
+            self.selection.set(block=block, channel=int(self.data_.top_channels(pick.stream, pick.step)[block][0]))
 
     def _on_changed(self, fields: frozenset) -> None:
         if fields & {"stream", "step", "channel"}:
@@ -102,6 +121,7 @@ class RankingView(QWidget):
             self.model_.set_rows([], [])
             return
         self.title.setText(f"top channels per block · {pick.stream} stream · {self.data_.step_label(pick.step)}")
+        self.title.setToolTip(self.title.text())
         key = (pick.stream, pick.step, pick.channel)
         if key not in self._rows:
             self._rows[key] = _rows(self.data_, pick)
@@ -139,7 +159,6 @@ def _rows(data: SessionData, pick: Pick) -> tuple[list[tuple[str, str, str, str,
 
 def _table(model: RankingModel) -> QTableView:
     table = QTableView()
-    table.horizontalHeader().setToolTip("Sun massive: max |x| > 100 and > 1000 x the block's median |x|")
     table.setModel(model)
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -148,9 +167,11 @@ def _table(model: RankingModel) -> QTableView:
     table.verticalHeader().setVisible(False)
     table.verticalHeader().setDefaultSectionSize(20)
     header = table.horizontalHeader()
+    header.setStyleSheet(FLAT_HEADER)
     header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-    for column, width in ((0, 75), (2, 88), (3, 75), (4, 95)):
-        table.setColumnWidth(column, width)
+    widest = {0: "single.00"}  # block names; the numbers are no wider than their headers
+    for column in (0, 2, 3, 4):
+        table.setColumnWidth(column, header.fontMetrics().horizontalAdvance(widest.get(column, HEADERS[column])) + 18)
     return table
 
 

@@ -22,15 +22,26 @@ class StepHeatmap(SelectionHeatmap):
             self.clear_values(NO_SESSION if self.data is None else "mean |x| per step: no step recorded")
             return
         st = self.data.stats(pick.stream)
-        values = st.mean_abs[:, :, pick.channel].T  # (blocks, steps)
-        if self.log:
-            values = np.log10(np.maximum(values, 1e-6))
-        finite = values[np.isfinite(values)]
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        self.set_values(np.ascontiguousarray(values), (lo, max(hi, lo + 1e-6)))
+        values = self._values(pick)
+        self.set_values(values, self.levels(pick))
         self.set_title(f"mean |x| of channel {pick.channel} · {pick.stream}")
         if fit:
             self.set_row_names(st.blocks)
-            self.set_column_numbers(values.shape[1])
             self.fit(*values.shape)
         self.mark(pick.block, pick.step)
+
+    def _values(self, pick) -> np.ndarray:
+        """(blocks, steps) mean |x| of the selected channel, log10 when asked."""
+        values = self.data.stats(pick.stream).mean_abs[:, :, pick.channel].T
+        return np.ascontiguousarray(np.log10(np.maximum(values, 1e-6)) if self.log else values)
+
+    def own_levels(self, pick) -> tuple[float, float]:
+        values = self._values(pick)
+        finite = values[np.isfinite(values)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        return lo, max(hi, lo + 1e-6)
+
+    def describe(self, row: int, col: int, value: float) -> str:
+        pick = self.data.resolve(self.selection)
+        return (f"{self.row_names[row]} · channel {pick.channel} · {self.data.step_label(col)} · "
+                f"{self.bar_label} {value:,.4g}")

@@ -6,7 +6,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 
 from ..selection import Selection
-from ..session_data import Pick, SessionData
+from ..session_data import READ_ERRORS, Pick, SessionData
 from .heatmap_plot import Title, set_levels
 
 OVER, BESIDE = "over", "beside"
@@ -109,7 +109,10 @@ class TokenMapView(pg.GraphicsLayoutWidget):
         if pick.stream != "image":
             return None, "token maps exist for the image stream only"
         block = self.data.blocks("image")[pick.block]
-        values = self.data.token_map(pick.step, pick.block, pick.channel)
+        try:
+            values = self.data.token_map(pick.step, pick.block, pick.channel)
+        except READ_ERRORS as exc:
+            return None, f"token map unreadable at {block}, step {pick.step}: {str(exc).split(': ')[-1]}"
         if values is None:
             return None, f"no map: channel {pick.channel} not in top-{self.data.k} of {block}, step {pick.step}"
         return values, f"token map · channel {pick.channel} · {block} · {self.data.step_label(pick.step)}"

@@ -100,3 +100,33 @@ def fake_probe(world: bool = False, delay: float = 0.0):
         return ProbeResult("fake/shapes-dit", rows, 1.0 if world else None, sessions)
 
     return run
+
+
+def fake_transport(delay: float = 0.0):
+    """Writes what gui.transport_editor.transport_job writes (images, strip.png, transport.json) without a model:
+    each result blends the target image toward the source by alpha."""
+    import json
+
+    from massivelens.engine.imaging import image_grid, save_png
+
+    def job(params, progress, cancel) -> Path:
+        rng = np.random.default_rng(params.seed)
+        target, source = (rng.integers(0, 255, (64, 64, 3), dtype=np.uint8) for _ in range(2))
+        out = Path(params.out)
+        save_png(target, out / "target.png")
+        save_png(source, out / "source.png")
+        rows, images = [], []
+        for i, alpha in enumerate(params.alphas):
+            cancel.check()
+            progress((i, len(params.alphas), f"alpha {alpha:g}"))
+            time.sleep(delay)
+            images.append(((1 - alpha) * target + alpha * source).astype(np.uint8))
+            name = f"result-{i:02d}-alpha{alpha:g}.png"
+            save_png(images[-1], out / name)
+            rows.append({"alpha": alpha, "image": name, "from_source": alpha, "from_target": 1 - alpha})
+        save_png(image_grid([[source, *images]], ["transport"], ["source", *(f"alpha {a:g}" for a in params.alphas)]),
+                 out / "strip.png")
+        (out / "transport.json").write_text(json.dumps({"results": rows, "smoothness": 1.0, "alphas": list(params.alphas)}))
+        return out
+
+    return job

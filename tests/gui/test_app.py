@@ -42,8 +42,13 @@ def test_main_py_screenshot_subprocess(session_path, tmp_path):
     out = tmp_path / "main.png"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config")}
     result = subprocess.run(
-        [sys.executable, "main.py", str(session_path), "--screenshot", str(out)],
+        [sys.executable, "main.py", str(session_path), "--screenshot", str(out), "--size", "1024x640"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert_not_blank(pixels(QImage(str(out))))
+    image = QImage(str(out))
+    assert (image.width(), image.height()) == (1024, 640)
+    assert_not_blank(pixels(image))
+    bad = subprocess.run([sys.executable, "main.py", "--screenshot", str(out), "--size", "big"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and bad.stderr.strip() == "error: --size looks like WIDTHxHEIGHT, e.g. 1024x640; got 'big'"

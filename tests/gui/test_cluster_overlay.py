@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PySide6.QtGui import QImage
 
-from massivelens.engine.analysis.clusters import cluster_tokens, mask_iou
+from massivelens.engine.analysis.clusters import cluster_tokens, mask_iou, ranked_clusters
 from massivelens.engine.shapes.reader import read
 from massivelens.engine.shapes.world import parse_caption, render
 from massivelens.gui.selection import Selection
@@ -74,7 +74,7 @@ def test_overlay_is_the_foreground_of_the_recorded_maps_and_finds_the_subject(ma
     subject[:4, :4] = True
     np.testing.assert_array_equal(overlay.shown, subject)
     assert overlay.load_mask(quarter_mask(tmp_path / "mask.png"))
-    assert overlay.iou == 1.0 and "IoU 1.00" in overlay.title.text and "double.2 · step 1" in overlay.title.text
+    assert overlay.iou == 1.0 and "#1 (paper) 1.00" in overlay.title.full and "double.2 · step 1" in overlay.title.full
     overlay.channel_set.setCurrentIndex(1)
     np.testing.assert_array_equal(overlay.shown, bottom)
     assert overlay.iou == mask_iou(bottom, subject)
@@ -90,7 +90,7 @@ def test_overlay_is_the_foreground_of_the_recorded_maps_and_finds_the_subject(ma
 
 def test_masks_are_computed_once_per_session_set_block_step_and_k(make_view, controls_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(cluster_overlay, "cluster_tokens", lambda maps, k: calls.append(k) or cluster_tokens(maps, k))
+    monkeypatch.setattr(cluster_overlay, "ranked_clusters", lambda maps, k: calls.append(k) or ranked_clusters(maps, k))
     view = make_view(controls_path)
     first = len(calls)
     for block in (0, 1, 0, 1):
@@ -105,7 +105,7 @@ def test_text_stream_and_sessions_without_control_sets(make_view, session_path):
     assert view.clusters.channel_set.count() == 1  # recorded without controls: top-k only
     assert view.clusters.shown is not None
     view.selection.set(stream="text")
-    assert view.clusters.shown is None and "image stream only" in view.clusters.title.text
+    assert view.clusters.shown is None and "image stream only" in view.clusters.title.full
 
 
 def test_world_model_sessions_are_scored_against_the_world_readers_mask(make_view, session_path, tmp_path):
@@ -124,3 +124,38 @@ def test_world_model_sessions_are_scored_against_the_world_readers_mask(make_vie
     reference = read(image)[1]
     assert reference.any()
     assert overlay.iou == mask_iou(overlay.shown, reference) and overlay.iou > 0
+
+
+def test_the_rules_foreground_is_named_every_cluster_is_scored_and_the_user_may_flip_it(make_view, controls_path, tmp_path):
+    """When the rule's foreground is the background, the reader sees it (both IoUs) and can paint the other
+    cluster; the IoU the view reports stays the rule's."""
+    view = make_view(controls_path)
+    overlay = view.clusters
+    view.selection.set(block=2, step=1)
+    inverse = quarter_mask(tmp_path / "subject.png")
+    image = QImage(str(inverse)).convertToFormat(QImage.Format.Format_Grayscale8)
+    image.invertPixels()  # white = everything but the planted top-left subject: the rule's pick scores ~0
+    image.save(str(tmp_path / "background.png"))
+    assert overlay.load_mask(tmp_path / "background.png")
+    with open_session(controls_path) as s:
+        ranked = ranked_clusters(s.set_maps("top", 1, 2), 2)
+    np.testing.assert_array_equal(overlay.shown, ranked[0])
+    assert overlay.iou == overlay.ious[0] < 0.1 and overlay.ious[1] > 0.9
+    assert "paper's foreground" in overlay.title.full and "#1 (paper) 0.00 · #2 1.00" in overlay.title.full
+    overlay.shown_rank.setCurrentIndex(1)
+    np.testing.assert_array_equal(overlay.shown, ranked[1])
+    assert overlay.iou == overlay.ious[0]  # the recorded number keeps the rule's choice
+    assert "not the paper's foreground" in overlay.title.full
+    overlay.n_clusters.setValue(3)
+    assert overlay.shown_rank.count() == 3 and overlay.shown_rank.currentIndex() == 0
+
+
+def test_damaged_maps_are_never_clustered(make_view, controls_path, tmp_path):
+    path = shutil.copyfile(controls_path, tmp_path / "nan.h5")
+    with h5py.File(path, "r+") as f:
+        f["image/top_maps_scale"][1, 2, 0] = np.nan  # 16-bit maps: a damaged scale decodes to NaN
+    view = make_view(path)
+    view.selection.set(block=2, step=1)
+    assert view.clusters.shown is None and "not clustered" in view.clusters.title.full
+    view.selection.set(block=1)
+    assert view.clusters.shown is not None

@@ -25,7 +25,7 @@ def make_window(qtbot, settings, job=None) -> MainWindow:
     return window
 
 
-def record(qtbot, window: MainWindow, prompt: str = "a green square", timeout: int = 10_000):
+def record(qtbot, window: MainWindow, prompt: str = "a green square", timeout: int = 60_000):
     window.record_panel.prompt.setText(prompt)
     with qtbot.waitSignal(window.runner.finished, timeout=timeout) as done:
         window.record_panel.record.click()
@@ -88,6 +88,7 @@ def test_worker_errors_show_a_message_and_the_app_keeps_running(qtbot, settings,
 
 def test_empty_prompt_is_refused_in_the_form(qtbot, settings):
     window = make_window(qtbot, settings)
+    window.record_panel.prompt.clear()
     window.record_panel.record.click()
     assert not window.runner.running()
     assert "prompt" in window.record_panel.status.text()

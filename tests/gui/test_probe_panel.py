@@ -8,9 +8,11 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import pyqtgraph as pg
 from PySide6.QtGui import QImage, QPixmap
 
 from massivelens.engine.errors import BadRequest
+from massivelens.gui.app import settle
 from massivelens.gui.main_window import MainWindow
 from massivelens.gui.probe_panel import ProbePanel, probe_job
 from massivelens.gui.probe_results import TILE, caption
@@ -72,12 +74,23 @@ def test_grid_has_one_tile_per_strategy_and_k_with_its_metrics(qtbot, tmp_path):
     np.testing.assert_array_equal(shown(results.baseline), scaled(to_qimage(baseline)))
     assert PROMPT in results.title.text() and not results.generation.isEnabled()  # one prompt: nothing to pick
     assert [results.metric_box.itemData(i) for i in range(results.metric_box.count())] == ["psnr", "accuracy", "mask_iou"]
-    curves = {item.name(): item for item in results.plot.getPlotItem().listDataItems()}
+    curves = {item.name(): item for item in results.plot_item.listDataItems()}
     summary = {(e["strategy"], e["k"]): e for e in panel.results.report.summary}
     assert set(curves) == {"top-k", "bottom-k", "random-k"}
     np.testing.assert_allclose(curves["random-k"].yData, [summary[("random", k)]["psnr"] for k in (1, 2, 4)])
     results.metric_box.setCurrentIndex(1)
-    assert "unperturbed" in {item.name() for item in results.plot.getPlotItem().listDataItems()}
+    plot = results.plot_item
+    names = [item.name() for item in plot.listDataItems()]
+    assert names == ["unperturbed", "random-k", "top-k", "bottom-k"]  # the reference under, bottom-k over it
+    styles = {item.name(): (item.opts["pen"].style(), item.opts["symbol"]) for item in plot.listDataItems()}
+    assert len(set(styles.values())) == 4  # dash and marker tell overlapping lines apart
+    lo, hi = plot.getViewBox().viewRange()[1]
+    assert -0.1 <= lo <= 0 and 1 <= hi <= 1.1 and not plot.getAxis("left").autoSIPrefix  # a plain 0-1 axis
+    settle()
+    legend = next(item for item in plot.parentItem().items if isinstance(item, pg.LegendItem))
+    assert not legend.sceneBoundingRect().intersects(plot.getViewBox().sceneBoundingRect())  # beside, not on, the data
+    results.metric_box.setCurrentIndex(2)
+    assert results.plot_item.getAxis("left").labelText == "subject-mask IoU" and results.plot_item.getViewBox().viewRange()[1][1] <= 1.1
     for suffix in ("png", "svg"):
         assert panel.export(tmp_path / f"probe.{suffix}").stat().st_size > 1000
     assert_not_blank(pixels(QImage(str(tmp_path / "probe.png"))))
@@ -98,7 +111,7 @@ def test_a_few_prompts_one_grid_each(qtbot, tmp_path):
 
 
 def test_form_errors_stay_in_the_form(qtbot, tmp_path):
-    panel = make_panel(qtbot, tmp_path, blocked=lambda: None)
+    panel = make_panel(qtbot, tmp_path)
     panel.record_panel.prompt.setText("")
     panel.run_button.click()
     assert "enter a prompt" in panel.status.text() and not panel.runner.running()
@@ -111,12 +124,6 @@ def test_form_errors_stay_in_the_form(qtbot, tmp_path):
         box.setChecked(False)
     panel.run_button.click()
     assert panel.status.text() == "choose at least one strategy" and not panel.runner.running()
-
-
-def test_a_blocked_panel_does_not_start(qtbot, tmp_path):
-    panel = make_panel(qtbot, tmp_path, blocked=lambda: "wait for the recording to finish")
-    panel.run_button.click()
-    assert panel.status.text() == "wait for the recording to finish" and not panel.runner.running()
 
 
 def test_errors_and_cancel_come_back_as_one_line(qtbot, tmp_path):
@@ -169,7 +176,8 @@ def test_real_probe_on_the_tiny_flux_pipeline(qtbot, tmp_path, tiny_pipelines):
 
 
 def test_the_main_window_runs_one_model_job_at_a_time(qtbot, settings):
-    """Recording and probing share the cached pipeline: each refuses to start while the other runs."""
+    """Recording and probing share the cached pipeline: a recording asked for during a probe waits its turn,
+    and closing the window withdraws it and stops the probe."""
     window = MainWindow(settings, job=slow_job(steps=200, delay=0.005), probe=partial(probe_job, run=fake_probe(delay=0.05)))
     qtbot.addWidget(window)
     window.show()
@@ -177,15 +185,11 @@ def test_the_main_window_runs_one_model_job_at_a_time(qtbot, settings):
     assert panel.isVisible() and panel.record_panel is window.record_panel
     assert panel.out_root == window.sessions_dir().parent / "probes"
     window.record_panel.prompt.setText(PROMPT)
-    window.record_panel.record.click()
-    assert window.runner.running()
     panel.run_button.click()
-    assert panel.status.text() == "wait for the recording to finish" and not panel.runner.running()
-    with qtbot.waitSignal(window.runner.cancelled, timeout=10_000):
-        window.cancel_recording()
-    panel.run_button.click()
-    assert panel.runner.running()
+    assert panel.runner.running() and not panel.runner.waiting()
     window.record_panel.record.click()
-    assert not window.runner.running() and "Wait for the probe" in window.record_panel.status.text()
-    window.close()  # cancels the probe and waits for it
-    assert not panel.runner.running() and not panel.isVisible()
+    assert window.runner.waiting() and "Queued (1 in line) behind the probe" in window.record_panel.status.text()
+    assert window.record_panel.cancel.isEnabled() and not window.record_panel.record.isEnabled()
+    window.close()  # withdraws the recording, cancels the probe and waits for it
+    assert not panel.runner.running() and not window.runner.running() and not panel.isVisible()
+    assert window.jobs.active is None and window.jobs.waiting == []

@@ -78,3 +78,13 @@ def test_summary_h5_opens_too_and_a_bad_one_gives_one_message(qtbot, settings, b
     assert "summary.h5: no such file" in window.error_box.text() and "\n" not in window.error_box.text()
     assert len(window.summary_windows) == 1
 
+
+
+def test_a_closed_summary_window_is_released(qtbot, settings, batch):
+    from shiboken6 import isValid
+
+    window = make_window(qtbot, settings)
+    view = window.open_path(batch)
+    view.close()
+    qtbot.waitUntil(lambda: not isValid(view))
+    assert window.summary_windows == []

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from PySide6.QtGui import QImage
 
-from massivelens.gui.transport_editor import TransportEditor
+from massivelens.gui.transport_editor import STRIP_HEIGHT, TransportEditor
 from tests.gui.helpers import assert_not_blank, grab_pixels, pixels
 from tests.tiny_pipelines import tiny_call_kwargs
 
@@ -51,6 +52,13 @@ def test_a_run_shows_source_target_and_the_result_the_slider_picks(editor, qtbot
     assert "alpha 1" in editor.result_panel.title.text()
     exported = editor.export_strip(tmp_path / "strip.png")
     assert np.array_equal(np.asarray(Image.open(exported)), np.asarray(Image.open(editor.folder / "strip.png")))
+    strip = QImage(str(editor.folder / "strip.png"))
+    shown = editor.strip.pixmap().toImage()
+    assert shown.height() == STRIP_HEIGHT and abs(shown.width() / shown.height() - strip.width() / strip.height()) < 0.02
+    from massivelens.engine.analysis.transport_report import STRIP
+    assert (editor.folder / STRIP).is_file()
+    vector = editor.export_strip(tmp_path / "strip.svg")
+    assert vector.read_bytes().lstrip().startswith(b"<?xml") and b"<svg" in vector.read_bytes()[:500]  # not PNG bytes
     assert_not_blank(grab_pixels(editor))
 
 
@@ -116,3 +124,21 @@ def test_editor_on_its_own_without_a_display_says_so_in_one_line():
                           cwd=Path(__file__).resolve().parents[2], timeout=60)
     assert done.returncode == 1 and done.stderr.strip().startswith("error: no display")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_image_source_transport_at_the_editors_defaults_takes_from_the_reference(editor, qtbot, tmp_path):
+    """The embedded model, a reference image without a caption, every setting at the editor's default but the
+    alphas (only the ends, to keep the test short): at alpha 1 the result takes the reference's position."""
+    from massivelens.engine.shapes.world import parse_caption, render
+
+    reference, _ = render(parse_caption("a large red circle on a white background at top left"))
+    Image.fromarray(reference).save(tmp_path / "reference.png")
+    editor.source_kind.setCurrentText("image")
+    editor.source_image.setText(str(tmp_path / "reference.png"))
+    editor.target_prompt.setText("a large red circle on a white background at bottom right")
+    editor.alphas.setText("0 1")
+    with qtbot.waitSignal(editor.runner.finished, timeout=600_000):
+        editor.run_button.click()
+    rows = editor.report["results"]
+    assert editor.report["source"]["inversion"] == "noise" and editor.report["source"]["source_psnr"] > 25
+    assert rows[0]["from_source"] == 0.0 and rows[-1]["from_source"] > 0
