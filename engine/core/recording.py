@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from massivelens.sessions.records import Layout, StepRecord, StreamStats
+from massivelens.sessions.schema import STREAMS
 from massivelens.sessions.writer import SessionWriter
 
 from .hooks import BlockCall, Streams
@@ -68,7 +69,7 @@ class Recorder:
         self._random = random_channels(len(layout.blocks["image"]), layout.channels["image"], self.k, self.seed)
 
     def _reset(self) -> None:
-        self._stats: dict[str, dict[int, tuple[torch.Tensor, ...]]] = {"image": {}, "text": {}}
+        self._stats: dict[str, dict[int, tuple[torch.Tensor, ...]]] = {stream: {} for stream in STREAMS}
         self._maps: dict[str, dict[int, tuple[torch.Tensor, torch.Tensor]]] = {s: {} for s in ("top", *self.control_sets)}
         self._hidden: dict[tuple[str, str], torch.Tensor] = {}
 
