@@ -211,6 +211,12 @@ def _from_latents(transformer, arguments: dict) -> Tokens:
     return plain_tokens(int(hidden.shape[0]), (int(h) // ph, int(w) // pw))
 
 
+def _from_padded_latents(transformer, arguments: dict) -> Tokens:
+    """HiDream-I1 pads the tokens of non-square latents to its `max_seq` (its max_resolution in patches)."""
+    tokens, (h, w) = _from_latents(transformer, arguments), _hidden(arguments).shape[-2:]
+    return tokens if h == w else tokens.padded_to(int(transformer.max_seq))
+
+
 def _from_ids(transformer, arguments: dict) -> Tokens:
     """Packed latents with position ids, one row per token (FLUX.1: (ref, h, w); FLUX.2: (t, h, w, l)):
     runs of equal first ids are images, the generated one first (edit pipelines append references).
@@ -289,6 +295,7 @@ GRID_READERS: dict[str, Callable[[torch.nn.Module, dict], Tokens]] = {
     "shapes": _from_shapes,
     "padded_list": _from_padded_list,
     "context_latents": _from_latents_and_context,
+    "padded_latents": _from_padded_latents,
     "latents": _from_latents,
 }
 
@@ -334,7 +341,7 @@ ADAPTERS: dict[str, Adapter] = {
             (BlockList("double_stream_blocks", "double", image=0, text=1),
              BlockList("single_stream_blocks", "single", joint="image_first")),
             "batched",
-            "latents",
+            "padded_latents",
         ),
         Adapter(
             "Lumina2Transformer2DModel",

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import UnsupportedModel
-from .architectures import GRID_READERS, SUPPORTED, Adapter, BlockList, call_arguments
+from .architectures import GRID_READERS, SUPPORTED, Adapter, BlockList, call_arguments, split_output
 from .tokens import Tokens
 
 
@@ -61,10 +61,10 @@ def infer_adapter(pipe, transformer: torch.nn.Module, args: tuple, kwargs: dict,
     name = type(transformer).__name__
     arguments = call_arguments(transformer, args, kwargs)
     grid, tokens = _read_layout(transformer, arguments, name)
-    trace = _Trace(tokens)
+    trace = _Trace(tokens, name)
     with trace.hooks(transformer, candidate_lists(transformer)), torch.no_grad():
         transformer.forward(*args, **kwargs)
-    lists = [trace.block_list(path, name) for path in trace.order]
+    lists = trace.block_lists()
     if not any("image" in spec.streams() for spec in lists):
         raise UnsupportedModel(
             f"cannot infer an adapter for {name}: no block returns the {tokens.image_tokens} image tokens "
@@ -96,11 +96,15 @@ class _Trace:
     input, and image-stream tensors produced before each block (for locating image tokens in joints)."""
 
     tokens: Tokens
+    name: str
     order: list[str] = field(default_factory=list)
-    outputs: dict[str, object] = field(default_factory=dict)
+    specs: dict[str, BlockList | None] = field(default_factory=dict)
+    widths: dict[str, int] = field(default_factory=dict)
     joints: dict[str, str] = field(default_factory=dict)
+    image_inputs: dict[str, torch.Tensor] = field(default_factory=dict)
     image_tensors: list[torch.Tensor] = field(default_factory=list)
     uncalled: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
     def hooks(self, transformer: torch.nn.Module, lists: list[str]) -> "_Handles":
         handles = []
@@ -144,10 +148,12 @@ class _Trace:
             self.order.append(path)
             self.uncalled.remove(path)
             for x in (*args, *kwargs.values()):
-                place = self._image_place(self._batch_first(x))
+                x = self._batch_first(x)
+                if any(_same(x, image) for image in self.image_tensors):
+                    self.image_inputs[path] = x
+                place = self._image_place(x)
                 if place:
                     self.joints[path] = place
-                    return
 
         return hook
 
@@ -168,24 +174,43 @@ class _Trace:
     def _output(self, path: str, first: bool):
         def hook(module, args, output):
             if first:
-                self.outputs[path] = output
-            self._module_output(module, args, output)
+                self.specs[path] = self._block_list(path, output)
+            spec = self.specs[path]
+            if spec is not None and "image" in spec.streams():  # later lists may take this block's image tokens into a joint input
+                self.image_tensors.append(split_output(output, spec, self.tokens)["image"])
 
         return hook
 
-    def block_list(self, path: str, name: str) -> BlockList:
+    def block_lists(self) -> list[BlockList]:
+        """The lists that carry this call's token streams, in call order. Lists whose outputs are no token
+        tensors of the call, or text at another width than the image stream's (a text encoder's own
+        refiner inside the transformer, as Krea 2's text fusion), are left out."""
+        image_widths = {self.widths[p] for p, s in self.specs.items() if s is not None and s.holds != "text"}
+        out = []
+        for path in self.order:
+            spec = self.specs.get(path)
+            if spec is None or (spec.holds == "text" and not spec.joint and self.widths[path] not in image_widths):
+                self.skipped.append(path)
+            else:
+                out.append(spec)
+        return out
+
+    def _block_list(self, path: str, output) -> BlockList | None:
         """How one list's blocks return their streams, from its first block's output."""
-        output = self.outputs[path]
+        first = output[0] if isinstance(output, (tuple, list)) and output else output
+        self.widths[path] = int(first.shape[-1]) if isinstance(first, torch.Tensor) else -1
         if isinstance(output, torch.Tensor):
             return self._tensor_list(path, output)
         if isinstance(output, (tuple, list)):
-            return self._tuple_list(path, output, name)
-        raise UnsupportedModel(f"cannot infer an adapter for {name}: block {path}.0 returns a {type(output).__name__}")
+            return self._tuple_list(path, output, self.name)
+        raise UnsupportedModel(f"cannot infer an adapter for {self.name}: block {path}.0 returns a {type(output).__name__}")
 
-    def _tensor_list(self, path: str, output: torch.Tensor) -> BlockList:
+    def _tensor_list(self, path: str, output: torch.Tensor) -> BlockList | None:
         x = self._batch_first(output)
-        first = x is not None and x is not output
-        length = -1 if x is None else x.shape[1]
+        if x is None:
+            return None
+        first = x is not output
+        length = x.shape[1]
         references = sum(s.count for s in self.tokens.of("reference"))
         if length in self._lengths():
             return BlockList(path, path, sequence_first=first)
@@ -199,6 +224,8 @@ class _Trace:
         tensors = {i: self._batch_first(x) for i, x in enumerate(output)}
         tensors = {i: x for i, x in tensors.items() if x is not None}
         image = [i for i, x in tensors.items() if x.shape[1] in self._lengths()]
+        if len(image) > 1 and path in self.image_inputs:  # text as long as the image: the residual tells
+            image = [min(image, key=lambda i: _distance(tensors[i], self.image_inputs[path]))]
         text = [i for i in tensors if i not in image]
         if len(image) != 1 or len(text) > 1:
             raise UnsupportedModel(
@@ -207,6 +234,17 @@ class _Trace:
             )
         first = tensors[image[0]] is not output[image[0]]
         return BlockList(path, path, image=image[0], text=text[0] if text else None, sequence_first=first)
+
+
+def _same(x: torch.Tensor | None, y: torch.Tensor) -> bool:
+    return x is not None and x.shape == y.shape and x.dtype == y.dtype and torch.equal(x, y)
+
+
+def _distance(x: torch.Tensor, y: torch.Tensor) -> float:
+    """How far a block output moved from an input: small along the residual stream that carried it."""
+    if x.shape != y.shape:
+        return float("inf")
+    return float((x.float() - y.float()).norm() / (y.float().norm() + 1e-12))
 
 
 class _Handles:
@@ -272,4 +310,5 @@ def _describe(spec: BlockList) -> str:
 
 
 def _not_called(trace: _Trace) -> str:
-    return f" (not called, not hooked: {', '.join(trace.uncalled)})" if trace.uncalled else ""
+    out = f" (not called, not hooked: {', '.join(trace.uncalled)})" if trace.uncalled else ""
+    return out + (f" (no token stream of the model, not hooked: {', '.join(trace.skipped)})" if trace.skipped else "")
