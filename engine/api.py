@@ -109,6 +109,7 @@ class Recording:
             recorder.close()
             raise
         recorder.finish(output_images(output, len(recorder.writers), record.value("output_type")))
+        self.adapter = hooks.adapter  # as inferred and settled over the call, for a class the table lacks
         self.paths = [writer.path for writer in recorder.writers]
         return output
 

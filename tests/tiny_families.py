@@ -43,6 +43,13 @@ from diffusers import (
     Krea2Transformer2DModel,
     AutoencoderKLFlux2,
     AutoencoderKLQwenImage,
+    AutoencoderKLWan,
+    BriaFiboPipeline,
+    BriaFiboTransformer2DModel,
+    LongCatImagePipeline,
+    LongCatImageTransformer2DModel,
+    PRXPipeline,
+    PRXTransformer2DModel,
     ZImagePipeline,
     ZImageTransformer2DModel,
 )
@@ -61,6 +68,12 @@ from transformers import (
     Qwen3Model,
     Qwen3VLConfig,
     Qwen3VLModel,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+    SmolLM3Config,
+    SmolLM3ForCausalLM,
+    T5GemmaConfig,
+    T5GemmaEncoderModel,
     UMT5EncoderModel,
 )
 
@@ -87,7 +100,12 @@ class Family:
     call: dict
     image_embedder: str
     text_embedder: str | None = None
-    notes: dict = field(default_factory=dict)
+    load: dict = field(default_factory=dict)  # from_pretrained arguments: components left out (no processor offline)
+    embed: Callable[[DiffusionPipeline], dict] | None = None  # prompt embeddings made with the pipeline's own encoder
+
+    def kwargs(self, pipe: DiffusionPipeline) -> dict:
+        """The call's arguments for a loaded pipeline (without a generator)."""
+        return {**self.call, **(self.embed(pipe) if self.embed else {})}
 
 
 def _qwen3(tokenizer, hidden: int = 16, layers: int = 2, causal_lm: bool = True):
@@ -298,6 +316,76 @@ def _ernie() -> ErnieImagePipeline:
     )
 
 
+_VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+
+
+def _qwen25_vl(tokenizer) -> Qwen2_5_VLForConditionalGeneration:
+    """A Qwen2.5-VL of width 16 (its vision tower included, as the pipelines load it)."""
+    start, end, image, video = tokenizer.convert_tokens_to_ids(_VISION_TOKENS)
+    text = {**_llm_config(tokenizer), "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [1, 1, 2]},
+            "eos_token_id": tokenizer.convert_tokens_to_ids("<|im_end|>")}
+    text.pop("head_dim")
+    vision = {"depth": 2, "hidden_size": 16, "intermediate_size": 16, "num_heads": 2, "out_hidden_size": 16,
+              "fullatt_block_indexes": [1]}
+    config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, vision_start_token_id=start,
+                              vision_end_token_id=end, image_token_id=image, video_token_id=video)
+    return Qwen2_5_VLForConditionalGeneration(config).eval()
+
+
+def _prx() -> PRXPipeline:
+    tokenizer = _gemma_tokenizer()
+    module = {**_llm_config(tokenizer), "query_pre_attn_scalar": 8}
+    text_encoder = T5GemmaEncoderModel(T5GemmaConfig(encoder=module, decoder=module, is_encoder_decoder=False))
+    transformer = PRXTransformer2DModel(
+        in_channels=4, patch_size=2, context_in_dim=16, hidden_size=32, mlp_ratio=2.0, num_heads=2, depth=2,
+        axes_dim=[8, 8],
+    )
+    return PRXPipeline(
+        transformer=transformer, scheduler=_flow(), text_encoder=text_encoder, tokenizer=tokenizer,
+        vae=_vae_kl(0.3611, 0.1159), default_sample_size=64,
+    )
+
+
+def _prx_embeddings(pipe: PRXPipeline) -> dict:
+    """What PRXPipeline's own encoding makes, minus its text cleaning (which needs ftfy, not installed here)."""
+    tokens = pipe.tokenizer([NEGATIVE_PROMPT, PROMPT], padding="max_length", max_length=16, truncation=True,
+                            return_tensors="pt")
+    mask = tokens.attention_mask.bool()
+    with torch.no_grad():
+        embeds = pipe.text_encoder(input_ids=tokens.input_ids, attention_mask=mask)["last_hidden_state"]
+    return {"prompt_embeds": embeds[1:], "negative_prompt_embeds": embeds[:1], "prompt_attention_mask": mask[1:],
+            "negative_prompt_attention_mask": mask[:1]}
+
+
+def _longcat() -> LongCatImagePipeline:
+    tokenizer = _qwen_tokenizer([*_QWEN_CHAT_TOKENS, *_VISION_TOKENS])
+    transformer = LongCatImageTransformer2DModel(
+        patch_size=1, in_channels=64, num_layers=2, num_single_layers=2, attention_head_dim=16, num_attention_heads=2,
+        joint_attention_dim=16, pooled_projection_dim=16, axes_dims_rope=[4, 6, 6],
+    )
+    vae = AutoencoderKL(  # the pipeline takes 16 latent channels for granted
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(16,) * 4,
+        layers_per_block=1, latent_channels=16, norm_num_groups=4, sample_size=64, scaling_factor=0.3611, shift_factor=0.1159,
+    )
+    return LongCatImagePipeline(
+        scheduler=_flow(use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15), vae=vae,
+        text_encoder=_qwen25_vl(tokenizer), tokenizer=tokenizer, text_processor=None, transformer=transformer,
+    )
+
+
+def _briafibo() -> BriaFiboPipeline:
+    tokenizer = _qwen_tokenizer([])
+    text_encoder = SmolLM3ForCausalLM(SmolLM3Config(**{**_llm_config(tokenizer), "head_dim": 8}))
+    transformer = BriaFiboTransformer2DModel(
+        patch_size=1, in_channels=16, num_layers=2, num_single_layers=2, attention_head_dim=16, num_attention_heads=2,
+        joint_attention_dim=32, axes_dims_rope=[4, 6, 6], text_encoder_dim=16,
+    )
+    vae = AutoencoderKLWan(base_dim=8, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=1, latents_mean=[0.0] * 16,
+                           latents_std=[1.0] * 16)
+    return BriaFiboPipeline(transformer=transformer, scheduler=_flow(), vae=vae, text_encoder=text_encoder,
+                            tokenizer=tokenizer)
+
+
 _SIZE = {"height": 64, "width": 96, "num_inference_steps": 2}
 _GUIDED = {"prompt": PROMPT, "negative_prompt": NEGATIVE_PROMPT, **_SIZE}
 
@@ -316,6 +404,11 @@ FAMILIES: dict[str, Family] = {
     "cogview4": Family(_cogview4, {**_GUIDED, "guidance_scale": 5.0, "max_sequence_length": 16}, "patch_embed.proj", "patch_embed.text_proj"),
     "krea2": Family(_krea2, {**_GUIDED, "guidance_scale": 4.5, "max_sequence_length": 16}, "img_in", "txt_in"),
     "ernie": Family(_ernie, {**_GUIDED, "guidance_scale": 4.0, "use_pe": False}, "x_embedder", "text_proj"),
+    "prx": Family(_prx, {**_SIZE, "guidance_scale": 4.0, "use_resolution_binning": False}, "img_in",
+                  embed=_prx_embeddings),
+    "longcat": Family(_longcat, {**_GUIDED, "guidance_scale": 4.5, "enable_prompt_rewrite": False}, "x_embedder", "context_embedder",
+                      load={"text_processor": None}),
+    "briafibo": Family(_briafibo, {**_GUIDED, "guidance_scale": 5.0, "max_sequence_length": 16}, "x_embedder", "context_embedder"),
 }
 
 

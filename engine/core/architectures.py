@@ -213,8 +213,9 @@ def _from_latents(transformer, arguments: dict) -> Tokens:
 
 def _from_padded_latents(transformer, arguments: dict) -> Tokens:
     """HiDream-I1 pads the tokens of non-square latents to its `max_seq` (its max_resolution in patches)."""
+    max_seq = int(transformer.max_seq)
     tokens, (h, w) = _from_latents(transformer, arguments), _hidden(arguments).shape[-2:]
-    return tokens if h == w else tokens.padded_to(int(transformer.max_seq))
+    return tokens if h == w else tokens.padded_to(max_seq)
 
 
 def _from_ids(transformer, arguments: dict) -> Tokens:
