@@ -32,8 +32,9 @@ class BlockList:
     `image`/`text` index a tuple output. Without `image` the output is one tensor: `joint` names the
     order of a tensor holding both streams ([text; image] is "text_first"), otherwise `holds` says which
     stream the tensor is. The image stream is the generated image's tokens, or the call's whole
-    image-token sequence (reference images, padding) laid out by `Tokens`. `sequence_first`: tensors
-    are (tokens, batch, channels).
+    image-token sequence (reference images, padding) laid out by `Tokens`; `generated_only` lists never
+    carry more than the generated tokens (FLUX.3 runs reference images through blocks of their own).
+    `sequence_first`: tensors are (tokens, batch, channels).
     """
 
     attr: str
@@ -43,6 +44,7 @@ class BlockList:
     joint: Literal["text_first", "image_first"] | None = None
     holds: Literal["image", "text", "reference"] = "image"
     sequence_first: bool = False
+    generated_only: bool = False
 
     def streams(self) -> tuple[str, ...]:
         """The streams a block of this list returns (reference tokens come with the image stream)."""
@@ -89,7 +91,7 @@ class Adapter:
         carried = set() if tokens is None else {STREAM_OF_ROLE[s.role] for s in tokens.segments if s.role != "padding"}
         names: dict[str, list[str]] = {"image": [], "text": [], "reference": []}
         for name, _, spec in self.blocks(transformer):
-            streams = set(spec.streams()) | (carried if "image" in spec.streams() else set())
+            streams = set(spec.streams()) | (carried if "image" in spec.streams() and not spec.generated_only else set())
             for stream in names:
                 if stream in streams:
                     names[stream].append(name)
@@ -238,6 +240,7 @@ def _from_position_ids(transformer, arguments: dict) -> Tokens:
 def _from_shapes(transformer, arguments: dict) -> Tokens:
     """Qwen-Image passes img_shapes: per batch row, (frames, h, w) of the generated image, then references."""
     hidden, shapes = _hidden(arguments), arguments["img_shapes"][0]
+    shapes = [shapes] if isinstance(shapes[0], int) else shapes  # NucleusMoE: one (frames, h, w) per row
     return Tokens.from_images(int(hidden.shape[0]), [(int(h), int(w)) for _, h, w in shapes], generated=0)
 
 
@@ -332,7 +335,8 @@ ADAPTERS: dict[str, Adapter] = {
         Adapter("GlmImageTransformer2DModel", (_JOINT_IMAGE_FIRST,), "sequential", "latents"),
         Adapter(
             "HunyuanImageTransformer2DModel",
-            (BlockList("transformer_blocks", "double", image=0, text=1),
+            (BlockList("context_embedder.token_refiner.refiner_blocks", "refiner", holds="text"),
+             BlockList("transformer_blocks", "double", image=0, text=1),
              BlockList("single_transformer_blocks", "single", image=0, text=1)),
             "sequential",
             "latents",
@@ -373,13 +377,14 @@ ADAPTERS: dict[str, Adapter] = {
         Adapter("QwenImage21Transformer2DModel", (_BLOCKS_IMAGE,), "sequential", "image_mask"),
         Adapter(
             "BriaFibo2Transformer2DModel",
-            (BlockList("noise_refiner", "noise"), BlockList("layers", "layer", joint="text_first")),
+            (BlockList("noise_refiner", "noise"), BlockList("perceiver.layers", "perceiver", holds="text"),
+             BlockList("layers", "layer", joint="text_first")),
             "sequential",
             "context_latents",
         ),
         Adapter(
             "Flux3Transformer2DModel",
-            (BlockList("txt_mode_blocks", "text", holds="text"), BlockList("mode_blocks.image", "image"),
+            (BlockList("txt_mode_blocks", "text", holds="text"), BlockList("mode_blocks.image", "image", generated_only=True),
              BlockList("mode_blocks.image_cond", "reference", holds="reference"), _SINGLE_TUPLE),
             "sequential",
             "ids",

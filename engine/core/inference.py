@@ -213,7 +213,8 @@ class _Trace:
         length = x.shape[1]
         references = sum(s.count for s in self.tokens.of("reference"))
         if length in self._lengths():
-            return BlockList(path, path, sequence_first=first)
+            generated_only = length == self.tokens.image_tokens < self.tokens.length
+            return BlockList(path, path, sequence_first=first, generated_only=generated_only)
         if path in self.joints and length > self.tokens.image_tokens:
             return BlockList(path, path, joint=self.joints[path], sequence_first=first)
         if references and length == references:

@@ -54,7 +54,7 @@ def _seeded(kwargs: dict) -> dict:
 
 def _layout(adapter: Adapter) -> tuple:
     """What an adapter says, without the labels it gives block lists."""
-    lists = tuple((s.attr, s.image, s.text, s.joint, s.holds, s.sequence_first) for s in adapter.block_lists)
+    lists = tuple((s.attr, s.image, s.text, s.joint, s.holds, s.sequence_first, s.generated_only) for s in adapter.block_lists)
     return lists, adapter.cfg, adapter.cond_first, adapter.grid
 
 
