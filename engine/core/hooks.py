@@ -18,6 +18,7 @@ from ..cancel import CancelToken
 from ..errors import EngineError
 from ..progress import Progress
 from .architectures import Adapter, BlockList, Grid, adapter_for, call_arguments, merge_output, split_output, timestep_of
+from .inference import infer_adapter
 from .tokens import Tokens
 
 Streams = dict[str, torch.Tensor]
@@ -136,8 +137,6 @@ class BlockHooks:
             self._repeated = True
         self._last_t = value
         if self.adapter.pending:
-            from .inference import infer_adapter
-
             self.adapter = infer_adapter(self.pipe, module, args, kwargs, self.images)
             self._hook_blocks()
         self.tokens = self.adapter.read_tokens(module, arguments)
