@@ -1,14 +1,15 @@
 """Batch throughput on CPU: images per second with 1 and 2 processes, recording overhead, memory growth.
 
     python bench/batch_throughput.py [--prompts 24] [--steps 2] [--model DIR] [--processes 1 2]
-    python bench/batch_throughput.py --prompts 200 --model resources/shapes-dit
+    python bench/batch_throughput.py --prompts 100 --model resources/shapes-dit --processes 1   # a lean batch of 100
 
 Without --model it builds the tests' tiny FLUX pipeline. Each process count runs the same
 `main.py batch` engine (`run_batch`) in fresh processes, 2 under `accelerate launch --multi_gpu`
 (the launcher that starts several CPU processes). Throughput counts the job loops only (model
 loading and the summary excluded): images / (last rank's end - first rank's start). In the
 1-process run, plain pipeline calls on the same prompts and seeds run before and after the batch,
-giving recorded/plain; RSS is read after every prompt and its least-squares slope printed.
+giving recorded/plain; RSS is read after every prompt and its least-squares slope printed, and the
+sessions' bytes per session (--profile, default lean as `batch` records).
 """
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ def worker(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(1)
     ranks = process_state("cpu")
-    settings = RecordRequest(prompt="", out=args.out, model=args.model, steps=args.steps, height=args.height, width=args.width, k=16, device="cpu")
+    settings = RecordRequest(prompt="", out=args.out, model=args.model, steps=args.steps, height=args.height, width=args.width,
+                             k=16, device="cpu", profile=args.profile)
     request = BatchRequest(args.prompts_file, args.out, settings)
     jobs = plan_jobs(read_prompts(args.prompts_file), 1, settings.seed)
     plain = plain_seconds(settings, jobs) if ranks.num_processes == 1 else []
@@ -83,20 +85,17 @@ def worker(args: argparse.Namespace) -> None:
 
 def plain_seconds(settings, jobs) -> list[float]:
     """One pass of plain pipeline calls (no hooks, no file) over the batch's prompts and seeds."""
-    import torch
+    from dataclasses import replace
 
-    from massivelens.engine.core.architectures import adapter_for
-    from massivelens.engine.generation import call_kwargs, resolve
+    from massivelens.engine.generation import call_kwargs
     from massivelens.engine.loading import load_pipeline
 
     pipe = load_pipeline(settings.spec)
-    adapter = adapter_for(pipe.transformer)
-    gens = [resolve(pipe, settings.model, j.prompt, "", j.seed, settings.steps, None, settings.height, settings.width) for j in jobs]
-    with torch.inference_mode():
-        pipe(**call_kwargs(pipe, adapter, gens[0]))  # warm-up
-        t0 = time.perf_counter()
-        for gen in gens:
-            pipe(**call_kwargs(pipe, adapter, gen))
+    gens = [replace(settings, prompt=j.prompt, seed=j.seed).generation() for j in jobs]
+    pipe(**call_kwargs(pipe, gens[0]))  # warm-up
+    t0 = time.perf_counter()
+    for gen in gens:
+        pipe(**call_kwargs(pipe, gen))
     return [time.perf_counter() - t0]
 
 
@@ -140,6 +139,7 @@ def main() -> None:
     parser.add_argument("--height", type=int)
     parser.add_argument("--width", type=int)
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--profile", default="lean", choices=("full", "default", "lean"))
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prompts-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -158,13 +158,15 @@ def main() -> None:
             results_dir = root / f"results-{processes}"
             results_dir.mkdir()
             worker_args = ["--model", model, "--steps", str(args.steps), *size, "--prompts-file", str(prompts),
-                           "--out", str(root / f"batch-{processes}"), "--results", str(results_dir)]
+                           "--out", str(root / f"batch-{processes}"), "--results", str(results_dir), "--profile", args.profile]
             launch(processes, worker_args, 29500 + processes + os.getpid() % 1000)
             results = [json.loads(p.read_text()) for p in sorted(results_dir.glob("rank*.json"))]
             rate = report(processes, results, baseline)
             baseline = rate if baseline is None else baseline
             if processes == 1:
                 report_single(results[0])
+            files = list((root / f"batch-{processes}" / "sessions").glob("*.h5"))
+            print(f"  {args.profile} sessions: {sum(f.stat().st_size for f in files) / len(files) / 1024:.1f} KiB each ({len(files)} files)")
 
 
 if __name__ == "__main__":

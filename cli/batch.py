@@ -10,7 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .record import add_generation_arguments
+from massivelens.engine import defaults
+
+from .record import add_generation_arguments, add_profile_arguments
 
 NAME = "batch"
 
@@ -20,6 +22,7 @@ def add_parser(sub) -> None:
     p.add_argument("--prompts", required=True, type=Path, help='.txt: one prompt a line; .jsonl: {"prompt": ..., "seed": ...} a line')
     p.add_argument("--seeds", type=int, default=1, help="seeds per prompt, counting up from --seed (or the line's seed)")
     add_generation_arguments(p)
+    add_profile_arguments(p, defaults.BATCH_PROFILE)
     p.add_argument("--out", required=True, type=Path, help="batch folder (resumes when it holds this batch)")
 
 
@@ -29,7 +32,8 @@ def _settings(args: argparse.Namespace):
     return RecordRequest(
         prompt="", out=args.out, model=args.model, negative_prompt=args.negative_prompt, seed=args.seed,
         steps=args.steps, guidance=args.guidance, height=args.height, width=args.width, k=args.k,
-        dtype=args.dtype, device=args.device, offload=args.offload,
+        dtype=args.dtype, device=args.device, offload=args.offload, profile=args.profile,
+        map_steps=None if args.map_steps is None else tuple(args.map_steps),
     )
 
 

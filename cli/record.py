@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 from massivelens.engine import defaults
+from massivelens.sessions.schema import PROFILES
 
 NAME = "record"
 
@@ -37,12 +38,22 @@ def supported_models_help() -> str:
     )
 
 
+def add_profile_arguments(p: argparse.ArgumentParser, default: str) -> None:
+    """What a session keeps (record: default; batch: lean)."""
+    p.add_argument("--profile", choices=PROFILES, default=default,
+                   help="full: statistics in float32; default: 16-bit, token maps at every step; lean: statistics "
+                        f"and token maps at --map-steps only (default: {default})")
+    p.add_argument("--map-steps", nargs="+", type=int, metavar="STEP",
+                   help="lean: the steps that keep per-channel statistics and token maps (default: the middle and last; -1 = last)")
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser(NAME, help="generate once and record activations to a session file")
     plain_help = p.format_help
     p.format_help = lambda: plain_help() + "\n" + "\n".join(textwrap.wrap(supported_models_help(), 100)) + "\n"
     p.add_argument("--prompt", required=True)
     add_generation_arguments(p)
+    add_profile_arguments(p, defaults.PROFILE)
     p.add_argument("--controls", nargs="*", default=(), choices=("bottom", "random"), help="also keep token maps of control channel sets")
     p.add_argument("--hidden-blocks", nargs="*", default=(), metavar="BLOCK", help="also keep full hidden states of these blocks")
     p.add_argument("--hidden-steps", nargs="*", type=int, metavar="STEP", help="steps for --hidden-blocks (default: all)")
@@ -73,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         hidden_blocks=tuple(args.hidden_blocks),
         hidden_steps=None if args.hidden_steps is None else tuple(args.hidden_steps),
         control_sets=tuple(args.controls),
+        profile=args.profile,
+        map_steps=None if args.map_steps is None else tuple(args.map_steps),
         overwrite=args.overwrite,
     )
     bar = ProgressBar("record")

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from massivelens.sessions.records import Layout, RunInfo
-from massivelens.sessions.schema import CONTROL_SETS
-from massivelens.sessions.writer import SessionWriter
+from massivelens.sessions.schema import CONTROL_SETS, PROFILES
+from massivelens.sessions.writer import DiskFull, SessionWriter
 
 from . import defaults
 from .cancel import CancelToken
@@ -24,7 +24,7 @@ from .core.calls import CallRecord, output_images
 from .core.hooks import BlockCall, BlockHooks, Observer, Streams
 from .core.interventions import Intervention
 from .core.recording import Recorder
-from .errors import BadRequest, EngineError
+from .errors import BadRequest, EngineError, SessionWriteFailed
 from .progress import Progress
 
 
@@ -52,6 +52,8 @@ class Recording:
         controls: Sequence[str] = (),
         hidden_blocks: Sequence[str] = (),
         hidden_steps: Sequence[int] | None = None,
+        profile: str = defaults.PROFILE,
+        map_steps: Sequence[int] | None = None,
         overwrite: bool = False,
         observers: Sequence[Observer] = (),
         progress: Callable[[Progress], None] | None = None,
@@ -66,6 +68,7 @@ class Recording:
         self.k, self.controls = int(k), tuple(controls)
         self.hidden_blocks = tuple(hidden_blocks)
         self.hidden_steps = None if hidden_steps is None else tuple(hidden_steps)
+        self.profile, self.map_steps = profile, None if map_steps is None else tuple(map_steps)
         self.overwrite, self.observers = overwrite, list(observers)
         self.progress, self.cancel = progress, cancel
         self.kind, self.extra, self.model, self.notes = kind, dict(extra or {}), model, list(notes)
@@ -76,6 +79,10 @@ class Recording:
     def _validate(self) -> None:
         if self.k < 1:
             raise BadRequest(f"k must be at least 1, got {self.k}")
+        if self.profile not in PROFILES:
+            raise BadRequest(f"unknown profile {self.profile!r}; use {', '.join(PROFILES)}")
+        if self.map_steps is not None and self.profile != "lean":
+            raise BadRequest(f"map steps choose what a lean session keeps; the {self.profile} profile keeps every step")
         unknown = set(self.controls) - set(CONTROL_SETS)
         if unknown:
             raise BadRequest(f"unknown control set(s) {', '.join(sorted(unknown))}; use {', '.join(CONTROL_SETS)}")
@@ -125,6 +132,8 @@ class Recording:
             hidden_blocks=self.hidden_blocks,
             hidden_steps=tuple(range(call.steps)) if self.hidden_steps is None else self.hidden_steps,
             control_sets=self.controls,
+            profile=self.profile,
+            kept_steps=kept_steps(self.profile, self.map_steps, call.steps),
         )
         setup = pipeline_info.setup(self.pipe)
         writers = []
@@ -132,9 +141,11 @@ class Recording:
             for i in range(images):
                 info = self._info(record, call, layout, setup, i, images, tokens.describe())
                 writers.append(SessionWriter(paths[i], info, layout, overwrite=self.overwrite))
-        except BaseException:
+        except BaseException as exc:
             for writer in writers:
                 writer.close()
+            if isinstance(exc, DiskFull):
+                raise SessionWriteFailed(str(exc)) from None
             raise
         return writers, layout
 
@@ -171,11 +182,24 @@ class Recording:
         )
 
 
+def kept_steps(profile: str, map_steps: Sequence[int] | None, steps: int) -> tuple[int, ...] | None:
+    """The steps a lean session keeps per-channel statistics and token maps for (negative counts from the
+    end): the given ones, or the middle and the last; None (every step) in the other profiles."""
+    if profile != "lean":
+        return None
+    chosen = (steps // 2, steps - 1) if map_steps is None else map_steps
+    bad = [s for s in chosen if not -steps <= s < steps]
+    if bad:
+        raise BadRequest(f"map step {bad[0]} is outside the run's {steps} steps")
+    return tuple(sorted({s % steps for s in chosen}))
+
+
 def recording(pipe, out: str | Path, **options) -> Recording:
     """`with massivelens.recording(pipe, "cat.h5", k=16): pipe(prompt=...)` records the one pipeline call
     made inside the block; a second call raises RecordingError, and a block left without a call
     writes no file. A call making several images writes one session per image (`session_paths`);
-    `.paths` lists them. Options: k, controls, hidden_blocks, hidden_steps, overwrite (see `record`)."""
+    `.paths` lists them. Options: k, controls, hidden_blocks, hidden_steps, profile, map_steps, overwrite (see
+    `record`)."""
     return Recording(pipe, out, **options)
 
 
@@ -187,6 +211,8 @@ def record(
     controls: Sequence[str] = (),
     hidden_blocks: Sequence[str] = (),
     hidden_steps: Sequence[int] | None = None,
+    profile: str = defaults.PROFILE,
+    map_steps: Sequence[int] | None = None,
     overwrite: bool = False,
     **call_kwargs: Any,
 ) -> Any:
@@ -195,9 +221,10 @@ def record(
 
     k: top channels per block whose token maps are kept; controls: also "bottom" and/or "random"
     channel sets; hidden_blocks / hidden_steps: full hidden states of these blocks (at these steps,
-    default all)."""
+    default all); profile: "full" (statistics in float32), "default" (16-bit, every step) or "lean"
+    (per-channel statistics and token maps at `map_steps` only, default the middle and last step)."""
     with recording(pipe, out, k=k, controls=controls, hidden_blocks=hidden_blocks, hidden_steps=hidden_steps,
-                   overwrite=overwrite):
+                   profile=profile, map_steps=map_steps, overwrite=overwrite):
         return pipe(**call_kwargs)
 
 

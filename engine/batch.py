@@ -34,7 +34,7 @@ SESSIONS = "sessions"
 FAILURES = "failures.jsonl"
 ERROR_SUFFIX = ".error.json"
 # RecordRequest fields that must not change when a batch resumes (device and offload may).
-SETTINGS = ("model", "dtype", "negative_prompt", "steps", "guidance", "height", "width", "k")
+SETTINGS = ("model", "dtype", "negative_prompt", "steps", "guidance", "height", "width", "k", "profile", "map_steps")
 # Rank 0 waits at the last barrier while the slowest rank finishes its share; gloo's default is 30 min.
 BARRIER_TIMEOUT = timedelta(hours=24)
 
@@ -186,7 +186,7 @@ def claim_directory(request: BatchRequest, jobs: Sequence[Job], is_main: bool) -
     """Write jobs.json, or check that the directory's earlier run had the same jobs and settings:
     resuming with other ones would mix incomparable sessions in one summary."""
     manifest = {
-        "settings": {name: getattr(request.settings, name) for name in SETTINGS},
+        "settings": json.loads(json.dumps({name: getattr(request.settings, name) for name in SETTINGS})),  # as read back
         "jobs": [{"file": j.file, "prompt_index": j.prompt_index, "prompt": j.prompt, "seed": j.seed} for j in jobs],
     }
     path = request.out / MANIFEST

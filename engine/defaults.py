@@ -20,6 +20,10 @@ SEED = 0
 DTYPE = "fp32"
 DTYPES = ("fp32", "bf16", "fp16")
 
+# Recording profiles (sessions.schema.PROFILES): a session to explore, and a batch of thousands.
+PROFILE = "default"
+BATCH_PROFILE = "lean"
+
 # The disruption probe: channel sets and how many channels of each are zeroed.
 STRATEGIES = ("top", "bottom", "random")
 PROBE_KS = (1, 2, 4, 8, 16)

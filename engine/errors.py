@@ -24,3 +24,8 @@ class OutOfMemory(EngineError):
 
 class Cancelled(EngineError):
     """The user cancelled; raised from inside a block hook."""
+
+
+class SessionWriteFailed(EngineError):
+    """The session could not be written (a full disk, a failing file system); the run stops and the
+    file keeps the steps written before."""

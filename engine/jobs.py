@@ -43,6 +43,8 @@ class RecordRequest:
     hidden_blocks: tuple[str, ...] = ()
     hidden_steps: tuple[int, ...] | None = None
     control_sets: tuple[str, ...] = ()
+    profile: str = defaults.PROFILE
+    map_steps: tuple[int, ...] | None = None
     overwrite: bool = False
 
     @property
@@ -73,7 +75,8 @@ def record(
     kwargs = {**call_kwargs(pipe, gen), **(call_overrides or {})}
     with recording(
         pipe, request.out, k=request.k, controls=request.control_sets, hidden_blocks=request.hidden_blocks,
-        hidden_steps=request.hidden_steps, overwrite=request.overwrite, observers=observers, progress=progress,
+        hidden_steps=request.hidden_steps, profile=request.profile, map_steps=request.map_steps,
+        overwrite=request.overwrite, observers=observers, progress=progress,
         cancel=cancel, kind=kind, extra=extra, model=model_source(request.model), notes=_notes(request),
     ) as rec:
         run(pipe, kwargs)

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-import gui.views  # noqa: F401  (pyqtgraph's white look, set once for every figure of the app)
+import massivelens.gui.views  # noqa: F401  (pyqtgraph's white look, set once for every figure of the app)
 
 from .figures import COLORS
 from .probe_report import METRICS, ProbeReport

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import schema as S
 from . import summary_schema as SS
-from .massive import max_over_median, sun_massive, top_channels
+from .massive import peak_over_median, top_channels
 from .reader import Session, SessionError, open_session
 
 
@@ -87,17 +87,16 @@ class _StreamAccumulator:
     def add(self, i: int, session: Session, stream: str) -> None:
         if session.blocks(stream) != self.blocks or session.channels(stream) != self.total.shape[1]:
             raise SessionError(f"{session.path}: its {stream} blocks differ from the other sessions of the batch")
-        mean = session.mean_abs(stream).mean(axis=0).astype(np.float64)  # (blocks, channels), averaged over steps
-        peak, median = session.max_abs(stream), session.median_abs(stream)
+        mean = session.mean_abs_run(stream).astype(np.float64)  # (blocks, channels), averaged over steps
         present = np.flatnonzero(~np.isnan(mean).all(axis=1))  # SD3's last joint block has no text output
         self.total += mean
         self.squares += mean**2
         self.top[i, present] = top_channels(mean[present], self.top.shape[2])
         self.count[present[:, None], self.top[i, present]] += 1
-        sun = sun_massive(peak, median).any(axis=0)
+        sun = session.sun_steps(stream) > 0
         self.sun += sun
         self.holds[i] = sun.any(axis=1)
-        self.ratio[i] = max_over_median(peak, median).max(axis=0)
+        self.ratio[i] = peak_over_median(session.peak_abs(stream), session.median_abs(stream)).max(axis=0)
         self.seen += 1
 
     def finish(self, prompt_index: np.ndarray, prompts: int) -> StreamSummary:

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import schema as S
-from .reader import Session
+
+if TYPE_CHECKING:
+    from .reader import Session
 
 
 def top_channels(mean_abs: np.ndarray, k: int) -> np.ndarray:
@@ -32,7 +35,12 @@ def sun_massive(
 
 def max_over_median(max_abs: np.ndarray, median_abs: np.ndarray) -> np.ndarray:
     """Largest channel magnitude over the block's median |x| (the massive-activation ratio)."""
-    return max_abs.max(axis=-1) / np.maximum(median_abs, np.finfo(np.float32).tiny)
+    return peak_over_median(max_abs.max(axis=-1), median_abs)
+
+
+def peak_over_median(peak_abs: np.ndarray, median_abs: np.ndarray) -> np.ndarray:
+    """The massive-activation ratio from a block's largest |x| and its median |x|."""
+    return peak_abs / np.maximum(median_abs, np.finfo(np.float32).tiny)
 
 
 RULES = ("topk", "sun")
@@ -46,11 +54,10 @@ def massive_channels(session: Session, rule: str = "topk", stream: str = "image"
     if session.steps_done == 0:
         return {}
     if rule == "topk":
-        ids = top_channels(session.mean_abs(stream).mean(axis=0), k or session.k)
+        ids = top_channels(session.mean_abs_run(stream), k or session.k)
         chosen = [[int(c) for c in row] for row in ids]
     else:
-        marked = sun_massive(session.max_abs(stream), session.median_abs(stream)).any(axis=0)
-        chosen = [[int(c) for c in np.flatnonzero(row)] for row in marked]
+        chosen = [[int(c) for c in np.flatnonzero(row)] for row in session.sun_steps(stream) > 0]
     return dict(zip(session.blocks(stream), chosen))
 
 
@@ -71,10 +78,9 @@ def summarize(session: Session, k: int | None = None) -> list[BlockSummary]:
     k = k or session.k
     out = []
     for stream in session.streams:
-        mean = session.mean_abs(stream).mean(axis=0)
-        peak = session.max_abs(stream).max(axis=0)
-        ratio = max_over_median(session.max_abs(stream), session.median_abs(stream)).max(axis=0)
-        sun = sun_massive(session.max_abs(stream), session.median_abs(stream)).any(axis=0)
+        mean, peak = session.mean_abs_run(stream), session.max_abs_run(stream)
+        ratio = peak_over_median(session.peak_abs(stream), session.median_abs(stream)).max(axis=0)
+        sun = session.sun_steps(stream) > 0
         ranked = top_channels(mean, k)
         for i, name in enumerate(session.blocks(stream)):
             if np.isnan(mean[i]).all():  # the block had no such stream output (SD3's last joint block: no text)

@@ -9,6 +9,8 @@ import h5py
 import numpy as np
 
 from . import schema as S
+from .compact import SCALE_SUFFIX, decode_maps, decode_stats
+from .massive import sun_massive
 
 
 class SessionError(Exception):
@@ -108,9 +110,13 @@ class Session:
         return int(self._file.attrs[S.ATTR_STEPS_DONE])
 
     @property
-    def grid(self) -> tuple[int, int]:
-        h, w = _read(self._file[S.GRID])
-        return int(h), int(w)
+    def profile(self) -> str:
+        """What the recording kept (schema.PROFILES); files before profiles kept everything in float32."""
+        return _plain(self._file.attrs.get(S.ATTR_PROFILE, "full"))
+
+    @property
+    def grid(self) -> tuple[int, ...]:
+        return tuple(int(n) for n in _read(self._file[S.GRID]))
 
     @property
     def streams(self) -> tuple[str, ...]:
@@ -131,27 +137,85 @@ class Session:
         return _read(self._file[S.TIMESTEPS], slice(0, self.steps_done))
 
     # Statistics --------------------------------------------------------------------------------
-    def _stat(self, stream: str, key: str, step: int | None) -> np.ndarray:
-        ds = self._file[f"{stream}/{key}"]
-        if step is None:
-            return _read(ds, slice(0, self.steps_done))
-        self._check_step(step)
-        return _read(ds, step)
+    @property
+    def stat_steps(self) -> list[int]:
+        """Steps done that have per-channel statistics and token maps: every one, except in lean sessions."""
+        kept = self._kept(self._file[f"image/{S.MEAN_ABS}"])
+        return [s for s in (range(self.steps_done) if kept is None else kept) if s < self.steps_done]
+
+    @staticmethod
+    def _kept(ds: h5py.Dataset) -> list[int] | None:
+        steps = ds.attrs.get(S.ROW_STEPS_ATTR)
+        return None if steps is None else [int(s) for s in steps]
+
+    def _rows(self, name: str, step: int | None, decode, block: int | None = None) -> np.ndarray:
+        """A per-step dataset as true values, at one step (and block), or (steps_done, ...) with NaN rows
+        for steps the profile kept nothing for."""
+        ds = self._file[name]
+        scale = self._file.get(name + SCALE_SUFFIX)
+        kept = self._kept(ds)
+        within = () if block is None else (block,)
+
+        def row_values(row) -> np.ndarray:
+            values = _read(ds, (row, *within))
+            return values if scale is None else decode(values, _read(scale, (row, *within)))
+
+        if step is not None:
+            self._check_step(step)
+            if kept is not None and step not in kept:
+                raise SessionError(
+                    f"{self.path.name}: this {self.profile} session keeps {name.split('/')[-1]} at steps "
+                    f"{', '.join(map(str, kept))} only, not at step {step}"
+                )
+            return row_values(step if kept is None else kept.index(step))
+        if kept is None:
+            return row_values(slice(0, self.steps_done))
+        out = np.full((self.steps_done, *ds.shape[1 + len(within):]), np.nan, np.float32)
+        for row, s in enumerate(kept):
+            if s < self.steps_done:
+                out[s] = row_values(row)
+        return out
 
     def _check_step(self, step: int) -> None:
         if not 0 <= step < self.steps_done:
             raise SessionError(f"{self.path}: step {step} not recorded (steps done: {self.steps_done})")
 
     def mean_abs(self, stream: str = "image", step: int | None = None) -> np.ndarray:
-        """(blocks, channels) at one step, or (steps_done, blocks, channels)."""
-        return self._stat(stream, S.MEAN_ABS, step)
+        """(blocks, channels) at one step, or (steps_done, blocks, channels) (NaN at steps a lean session
+        did not keep; `mean_abs_run` is exact over every step)."""
+        return self._rows(f"{stream}/{S.MEAN_ABS}", step, decode_stats).astype(np.float32, copy=False)
 
     def max_abs(self, stream: str = "image", step: int | None = None) -> np.ndarray:
-        return self._stat(stream, S.MAX_ABS, step)
+        return self._rows(f"{stream}/{S.MAX_ABS}", step, decode_stats).astype(np.float32, copy=False)
 
     def median_abs(self, stream: str = "image", step: int | None = None) -> np.ndarray:
         """(blocks,) at one step, or (steps_done, blocks)."""
-        return self._stat(stream, S.MEDIAN_ABS, step)
+        return self._rows(f"{stream}/{S.MEDIAN_ABS}", step, decode_stats)
+
+    def peak_abs(self, stream: str = "image", step: int | None = None) -> np.ndarray:
+        """The largest |x| of each block's hidden state: (blocks,) at one step, or (steps_done, blocks)."""
+        if f"{stream}/{S.PEAK_ABS}" in self._file:
+            return self._rows(f"{stream}/{S.PEAK_ABS}", step, decode_stats)
+        return self.max_abs(stream, step).max(axis=-1)
+
+    def mean_abs_run(self, stream: str = "image") -> np.ndarray:
+        """(blocks, channels): mean |x| per channel averaged over every step done, exact in every profile:
+        the paper's ranking statistic."""
+        if f"{stream}/{S.MEAN_RUN}" in self._file and self.steps_done:
+            return _read(self._file[f"{stream}/{S.MEAN_RUN}"])
+        return self.mean_abs(stream).mean(axis=0)
+
+    def max_abs_run(self, stream: str = "image") -> np.ndarray:
+        """(blocks, channels): max |x| per channel over every step done."""
+        if f"{stream}/{S.MAX_RUN}" in self._file and self.steps_done:
+            return _read(self._file[f"{stream}/{S.MAX_RUN}"])
+        return self.max_abs(stream).max(axis=0)
+
+    def sun_steps(self, stream: str = "image") -> np.ndarray:
+        """(blocks, channels): at how many steps Sun et al.'s rule held for each channel."""
+        if f"{stream}/{S.SUN_STEPS}" in self._file:
+            return _read(self._file[f"{stream}/{S.SUN_STEPS}"]).astype(np.int64)
+        return sun_massive(self.max_abs(stream), self.median_abs(stream)).sum(axis=0)
 
     def top_channels(self, step: int | None = None) -> np.ndarray:
         """Image stream: (blocks, k) channel ids at one step, largest mean |x| first."""
@@ -170,13 +234,12 @@ class Session:
     def set_channels(self, name: str, step: int | None = None) -> np.ndarray:
         if name not in self.channel_sets:
             raise SessionError(f"{self.path}: channel set {name!r} was not recorded (recorded: {', '.join(self.channel_sets)})")
-        return self._stat("image", f"{name}_channels", step)
+        return self._rows(f"image/{name}_channels", step, decode_stats)
 
     def set_maps(self, name: str, step: int | None = None, block: int | None = None) -> np.ndarray:
         """Signed token maps of one channel set: (k, h, w) at one block and step (see top_maps)."""
         self.set_channels(name, step)
-        key = slice(0, self.steps_done) if step is None else step
-        return _read(self._file[f"image/{name}_maps"], (key,) if block is None else (key, block))
+        return self._rows(f"image/{name}_maps", step, decode_maps, block)
 
     def token_map(self, step: int, block: int, channel: int) -> np.ndarray | None:
         """(h, w) map of one channel, from the top-k maps or the full hidden states; None if not recorded."""

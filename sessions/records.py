@@ -47,23 +47,46 @@ class CallInput:
 
 @dataclass
 class Layout:
-    """Shapes fixed before the first step: blocks per stream, widths, token grid."""
+    """Shapes fixed before the first step: blocks per stream, widths, token grid, what the profile keeps."""
 
     blocks: dict[str, list[str]]
     channels: dict[str, int]
-    grid: tuple[int, int]
+    grid: tuple[int, ...]
     hidden_blocks: tuple[str, ...] = ()
     hidden_steps: tuple[int, ...] = ()
     control_sets: tuple[str, ...] = ()
+    profile: str = "default"
+    kept_steps: tuple[int, ...] | None = None  # steps with per-channel statistics and token maps; None: every step
+
+    @property
+    def float_stats(self) -> bool:
+        """Whether per-channel statistics are stored exactly (float32) rather than as scaled float16."""
+        return self.profile == "full"
+
+    def keeps(self, step: int) -> bool:
+        return self.kept_steps is None or step in self.kept_steps
+
+
+@dataclass
+class Packed:
+    """Values as stored: float32 as they are, or 16-bit codes with their float32 scales (sessions.compact)."""
+
+    values: np.ndarray
+    scale: np.ndarray | None = None
 
 
 @dataclass
 class StreamStats:
-    """One stream's reductions at one step, one row per block of that stream."""
+    """One stream's reductions at one step, one row per block of that stream, and the run's aggregates
+    over the steps done so far (so an interrupted session has them too)."""
 
-    mean_abs: np.ndarray  # (blocks, channels)
-    max_abs: np.ndarray  # (blocks, channels)
     median_abs: np.ndarray  # (blocks,)
+    peak_abs: np.ndarray  # (blocks,) largest |x|
+    mean_run: np.ndarray  # (blocks, channels) mean over steps of mean |x|
+    max_run: np.ndarray  # (blocks, channels) max over steps of max |x|
+    sun_steps: np.ndarray  # (blocks, channels) steps at which Sun et al.'s rule held
+    mean_abs: Packed | None = None  # (blocks, channels); None at a step the profile keeps no channels for
+    max_abs: Packed | None = None
 
 
 @dataclass
@@ -73,7 +96,6 @@ class StepRecord:
     step: int
     timestep: float
     stats: dict[str, StreamStats]
-    top_channels: np.ndarray  # (image blocks, k), largest mean |x| first
-    top_maps: np.ndarray  # (image blocks, k, h, w)
+    channels: dict[str, np.ndarray]  # channel set ("top", "bottom", "random") -> (image blocks, k) ids
+    maps: dict[str, Packed] = field(default_factory=dict)  # set -> (image blocks, k, *grid) maps, at kept steps
     hidden: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)  # (stream, block) -> (tokens, channels)
-    control: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # set -> (channels, maps)

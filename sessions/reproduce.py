@@ -8,6 +8,7 @@ store (a user's callback, LoRA weights loaded into the pipeline) is named in the
 """
 from __future__ import annotations
 
+import json
 import pprint
 from pathlib import Path
 
@@ -41,6 +42,7 @@ def script(session: Session, call: dict, inputs: dict[str, tuple[np.ndarray, str
         f"with plain diffusers (recorded {info.get('created', '')} with {_versions(info)}).",
         "On the same machine and library versions the image is bit-identical. Usage: python reproduce.py OUT.png",
         '"""',
+        "import json",
         "import sys",
         "from pathlib import Path",
         "",
@@ -51,8 +53,8 @@ def script(session: Session, call: dict, inputs: dict[str, tuple[np.ndarray, str
         "",
         *_notes(call, setup),
         f"MODEL = {info['model']!r}",
-        f"pipe = DiffusionPipeline.from_pretrained(MODEL, torch_dtype=torch.{TORCH_DTYPES.get(setup.get('dtype', info['dtype']), 'float32')})",
-        f"pipe.scheduler = {scheduler}.from_config({_literal(info['scheduler_config'])})",
+        f"pipe = DiffusionPipeline.from_pretrained(MODEL, dtype=torch.{TORCH_DTYPES.get(setup.get('dtype', info['dtype']), 'float32')})",
+        f"pipe.scheduler = {scheduler}.from_config(json.loads({json.dumps(info['scheduler_config'], sort_keys=True)!r}))",
         _placement(setup.get("offload"), setup.get("device", info["device"])),
         "pipe.set_progress_bar_config(disable=True)",
         "",

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from massivelens.sessions.records import Layout, RunInfo, StepRecord, StreamStats
+from massivelens.sessions import schema as S
+from massivelens.sessions.compact import encode_maps, encode_stats
+from massivelens.sessions.records import Layout, Packed, RunInfo, StepRecord, StreamStats
 from massivelens.sessions.writer import SessionWriter
 
 PLANTED = (7, 3, 11)  # outlier channels, strongest first; only 7 passes Sun et al.'s 1000x rule
@@ -43,6 +45,8 @@ def write_synthetic_session(
     hidden_blocks: tuple[str, ...] = (),
     seed: int = 0,
     control_sets: tuple[str, ...] = (),
+    profile: str = "default",
+    kept_steps: tuple[int, ...] | None = None,
 ) -> Path:
     """A session whose image stream has PLANTED channels far above the rest, brighter on the top-left subject;
     `control_sets` ("bottom", "random") also records those channel sets' maps, as `record --controls` does."""
@@ -55,10 +59,13 @@ def write_synthetic_session(
         hidden_blocks=hidden_blocks,
         hidden_steps=tuple(range(steps)) if hidden_blocks else (),
         control_sets=control_sets,
+        profile=profile,
+        kept_steps=kept_steps,
     )
     writer = SessionWriter(path, synthetic_info(steps, k), layout)
+    runs: dict = {}
     for step in range(steps if steps_written is None else steps_written):
-        writer.write_step(_synthetic_step(rng, step, steps, names["image"], channels, grid, k, hidden_blocks, control_sets))
+        writer.write_step(_synthetic_step(rng, step, steps, layout, k, runs))
     if complete:
         writer.finish(rng.integers(0, 255, size=(64, 64, 3), dtype=np.uint8))
     else:
@@ -79,9 +86,10 @@ def _tokens(rng: np.random.Generator, channels: int, grid: tuple[int, int]) -> n
     return tokens
 
 
-def _synthetic_step(rng, step, steps, blocks, channels, grid, k, hidden_blocks, control_sets=()) -> StepRecord:
+def _synthetic_step(rng, step: int, steps: int, layout: Layout, k: int, runs: list) -> StepRecord:
     """Statistics of one step. Blocks share one token sample (cheap at FLUX size: 57 x 3072 x 4096
     would be 2.9 GB a step); per-block noise on the statistics keeps blocks distinguishable."""
+    blocks, channels, grid = layout.blocks["image"], layout.channels["image"], layout.grid
     tokens = _tokens(rng, channels, grid)
     a = np.abs(tokens)
     jitter = 1 + 0.05 * rng.random((len(blocks), channels), dtype=np.float32)
@@ -89,11 +97,37 @@ def _synthetic_step(rng, step, steps, blocks, channels, grid, k, hidden_blocks, 
     peak = a.max(axis=0) * jitter
     median = np.full(len(blocks), np.median(a), np.float32)
     top = np.argsort(-mean, axis=1, kind="stable")[:, :k].astype(np.int32)
-    stats = StreamStats(mean, peak, median)
-    hidden = {("image", name): tokens for name in hidden_blocks}
-    control = {name: _control(name, mean, k, step) for name in control_sets}
-    return StepRecord(step, 1000.0 * (1 - step / steps), {"image": stats, "text": stats}, top, _maps(tokens, top, grid), hidden,
-                      {name: (ids, _maps(tokens, ids, grid)) for name, ids in control.items()})
+    channel_sets = {"top": top, **{name: _control(name, mean, k, step) for name in layout.control_sets}}
+    maps = {name: _maps(tokens, ids, grid) for name, ids in channel_sets.items()}
+    hidden = {("image", name): tokens for name in layout.hidden_blocks}
+    return float_step(layout, step, 1000.0 * (1 - step / steps), {s: (mean, peak, median) for s in layout.blocks},
+                      channel_sets, maps, runs, hidden)
+
+
+def float_step(layout: Layout, step: int, timestep: float, stats: dict, channels: dict, maps: dict, runs: dict,
+               hidden: dict | None = None) -> StepRecord:
+    """A StepRecord from exact float arrays, stored as the layout's profile stores them (what the engine's
+    recorder does on the device). stats: stream -> (mean, peak, median); `runs` (a dict kept across the
+    steps of one session) collects them for the run aggregates."""
+    keep = layout.keeps(step)
+    out = {}
+    for stream, (mean, peak, median) in stats.items():
+        run = runs.setdefault(stream, {"n": 0, "sum": 0.0, "max": peak, "sun": 0})
+        run["n"] += 1
+        run["sum"] = run["sum"] + mean
+        run["max"] = np.fmax(run["max"], peak)
+        run["sun"] = run["sun"] + ((peak > S.SUN_ABSOLUTE) & (peak > S.SUN_RELATIVE * median[:, None]))
+        out[stream] = StreamStats(
+            median, peak.max(axis=1), (run["sum"] / run["n"]).astype(np.float32), run["max"].astype(np.float32),
+            np.asarray(run["sun"], np.uint16), _packed_stats(mean, layout) if keep else None,
+            _packed_stats(peak, layout) if keep else None,
+        )
+    packed_maps = {name: Packed(*encode_maps(values, len(layout.grid))) for name, values in maps.items()} if keep else {}
+    return StepRecord(step, timestep, out, channels, packed_maps, hidden or {})
+
+
+def _packed_stats(values: np.ndarray, layout: Layout) -> Packed:
+    return Packed(values) if layout.float_stats else Packed(*encode_stats(values))
 
 
 def _control(name: str, mean: np.ndarray, k: int, step: int) -> np.ndarray:

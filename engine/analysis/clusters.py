@@ -11,16 +11,17 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-from sklearn.cluster import KMeans
-from threadpoolctl import ThreadpoolController
 
 from massivelens.sessions.reader import Session, open_session
 
 
 @cache
-def _threads() -> ThreadpoolController:
+def _threads():
     """One thread for KMeans on at most a few thousand tokens: OpenMP's spinning workers made single
-    calls take 100-700 ms instead of ~10 ms on a busy 2-core machine (bench/cluster_overlay.py)."""
+    calls take 100-700 ms instead of ~10 ms on a busy 2-core machine (bench/cluster_overlay.py).
+    scikit-learn loads on first use, so opening a session (app, CLI) does not pay for it."""
+    from threadpoolctl import ThreadpoolController
+
     return ThreadpoolController()
 
 
@@ -38,6 +39,8 @@ def cluster_tokens(maps: np.ndarray, n_clusters: int = 2, seed: int = 0) -> tupl
     x = normalise(maps)
     if np.ptp(x, axis=0).max() == 0:  # nothing to separate: every token looks the same
         return np.zeros((h, w), np.int64), np.zeros((h, w), bool)
+    from sklearn.cluster import KMeans
+
     with _threads().limit(limits=1):
         labels = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit_predict(x)
     scores = x.sum(axis=1)

@@ -129,7 +129,7 @@ def probe(
             session = record(_baseline_request(request, gen, index), cancel=cancel)
             sessions.append(session)
             with open_session(session) as s:
-                baseline, mean = s.image, s.mean_abs("image").mean(axis=0)
+                baseline, mean = s.image, s.mean_abs_run("image")
             base_score = world_score(prompt, baseline) if world else None
             if base_score:
                 baseline_scores.append(base_score.accuracy)

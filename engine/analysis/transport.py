@@ -166,7 +166,7 @@ def foreground(session: Path, step: int | None, block: int | None) -> tuple[np.n
 def ranked_channels(session: Path, blocks: Sequence[str], k: int) -> dict[str, list[int]]:
     """The run's top-k channels of each chosen block, by mean |x| over image tokens and steps."""
     with open_session(session) as s:
-        names, mean = s.blocks("image"), s.mean_abs("image").mean(axis=0)
+        names, mean = s.blocks("image"), s.mean_abs_run("image")
     ids = top_channels(mean, k)
     return {name: [int(c) for c in ids[i]] for i, name in enumerate(names) if name in blocks}
 

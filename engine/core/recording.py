@@ -1,7 +1,10 @@
 """The recording observer: reduces each block's streams on the model's device, one session per image.
 
-Reductions run on all images of a call at once; only reduced arrays leave the device, once per step
-and statistic, cast to float32 first (numpy has no bfloat16).
+Everything that can be is computed on the device: per-channel reductions of all images of a call at
+once, the run's aggregates, Sun et al.'s rule per step, and the 16-bit encodings. At a step's end the
+results start their way to the host (non-blocking copies into pinned memory on CUDA) and a background
+thread waits for them and writes the files, so the denoising loop never waits on the disk; the
+writer's bounded queue is the back-pressure.
 """
 from __future__ import annotations
 
@@ -11,10 +14,13 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from massivelens.sessions.records import Layout, StepRecord, StreamStats
-from massivelens.sessions.schema import STREAMS
+from massivelens.sessions import schema as S
+from massivelens.sessions.background import BackgroundWriter, WriterFailed
+from massivelens.sessions.records import Layout, Packed, StepRecord, StreamStats
 from massivelens.sessions.writer import SessionWriter
 
+from ..errors import SessionWriteFailed
+from .compact import encode_maps, encode_stats
 from .hooks import BlockCall, Streams
 
 MEDIAN_VALUES = 1 << 18  # above this many values, the median is taken over a token subsample
@@ -46,10 +52,31 @@ def random_channels(blocks: int, channels: int, k: int, seed: int) -> torch.Tens
 OpenSessions = Callable[[BlockCall, Streams, int], tuple[Sequence[SessionWriter], Layout]]
 
 
+class RunAggregates:
+    """One stream's aggregates over the steps done, on the device: mean and max per channel, and the
+    number of steps at which Sun et al.'s rule held (a block absent at a step does not count)."""
+
+    def __init__(self, like: torch.Tensor):
+        self.total = torch.zeros_like(like)
+        self.count = torch.zeros(like.shape[:-1], device=like.device)
+        self.max = torch.full_like(like, float("nan"))
+        self.sun = torch.zeros(like.shape, dtype=torch.int32, device=like.device)
+
+    def add(self, mean: torch.Tensor, peak: torch.Tensor, median: torch.Tensor) -> None:
+        present = ~mean.isnan().all(dim=-1)
+        self.total += mean.nan_to_num(0.0)
+        self.count += present
+        self.max = torch.fmax(self.max, peak)
+        self.sun += ((peak > S.SUN_ABSOLUTE) & (peak > S.SUN_RELATIVE * median[..., None])).int()
+
+    def mean(self) -> torch.Tensor:
+        return torch.where(self.count[..., None] > 0, self.total / self.count[..., None].clamp_min(1), float("nan"))
+
+
 class Recorder:
-    """Collects conditional-branch statistics per block and image; on step end, writes one step to
-    each image's session. The sessions are opened at the first block call, when the token grid, the
-    streams' widths and the number of images are known (`open_sessions(call, streams, images)`)."""
+    """Collects conditional-branch statistics per block and image; on step end, hands one step per image's
+    session to the background writer. The sessions are opened at the first block call, when the token
+    grid, the streams' widths and the number of images are known (`open_sessions(call, streams, images)`)."""
 
     def __init__(self, open_sessions: OpenSessions, k: int, control_sets: Sequence[str] = (), seed: int = 0):
         self.open_sessions = open_sessions
@@ -57,59 +84,48 @@ class Recorder:
         self.control_sets = tuple(control_sets)
         self.seed = seed
         self.writers: list[SessionWriter] = []
+        self.background: BackgroundWriter | None = None
+        self._runs: dict[str, RunAggregates] = {}
         self._reset()
 
     def _start(self, call: BlockCall, streams: Streams, images: int) -> None:
         writers, layout = self.open_sessions(call, streams, images)
-        self.writers = list(writers)
-        self.layout = layout
+        self.writers, self.layout = list(writers), layout
         self.k = min(self.requested_k, layout.channels["image"])
         self.row = {stream: {name: i for i, name in enumerate(names)} for stream, names in layout.blocks.items()}
         self.hidden = set(layout.hidden_blocks), set(layout.hidden_steps)
         self._random = random_channels(len(layout.blocks["image"]), layout.channels["image"], self.k, self.seed)
+        self.background = BackgroundWriter()
 
     def _reset(self) -> None:
-        self._stats: dict[str, dict[int, tuple[torch.Tensor, ...]]] = {stream: {} for stream in STREAMS}
-        self._maps: dict[str, dict[int, tuple[torch.Tensor, torch.Tensor]]] = {s: {} for s in ("top", *self.control_sets)}
+        self._stats: dict[str, dict[int, tuple[torch.Tensor, ...]]] = {stream: {} for stream in S.STREAMS}
+        self._channels: dict[str, dict[int, torch.Tensor]] = {s: {} for s in ("top", *self.control_sets)}
+        self._maps: dict[str, dict[int, torch.Tensor]] = {s: {} for s in ("top", *self.control_sets)}
         self._hidden: dict[tuple[str, str], torch.Tensor] = {}
 
+    # During a step -------------------------------------------------------------------------------
     def on_block(self, call: BlockCall, streams: Streams) -> None:
         rows = call.branches.get("cond")
         if rows is None:
             return None
         if not self.writers:
             self._start(call, streams, rows.stop - rows.start)
+        keep_maps = self.layout.keeps(call.step)
         for stream, x in streams.items():
             x = x[rows].float()
-            width = call.grid[1] if stream == "image" else 1
+            width = call.grid[-1] if stream == "image" else 1
             row = self.row[stream][call.name]
             mean, peak, median = reduce_tokens(x, median_stride(x.shape[1], x.shape[2], width))
             self._stats[stream][row] = (mean, peak, median)
             if stream == "image":
                 for name, channels in self._channel_sets(mean, row).items():
-                    maps = torch.gather(x, 2, channels[:, None, :].expand(-1, x.shape[1], -1))
-                    self._maps[name][row] = (channels, maps.transpose(1, 2).reshape(*channels.shape, *call.grid))
+                    self._channels[name][row] = channels
+                    if keep_maps:
+                        maps = torch.gather(x, 2, channels[:, None, :].expand(-1, x.shape[1], -1))
+                        self._maps[name][row] = maps.transpose(1, 2).reshape(*channels.shape, *call.grid)
             if call.name in self.hidden[0] and call.step in self.hidden[1]:
                 self._hidden[(stream, call.name)] = x.clone()
         return None
-
-    def on_step_end(self, step: int, timestep: float) -> None:
-        if not self.writers:
-            return
-        stats = {stream: self._stream_stats(stream) for stream in self.row}
-        sets = {name: self._stacked(name) for name in self._maps}
-        hidden = {key: value.cpu().numpy() for key, value in self._hidden.items()}
-        for i, writer in enumerate(self.writers):
-            top_channels, top_maps = sets["top"]
-            record = StepRecord(
-                step, timestep,
-                {stream: StreamStats(mean[:, i], peak[:, i], median[:, i]) for stream, (mean, peak, median) in stats.items()},
-                top_channels[:, i], top_maps[:, i],
-                {key: value[i] for key, value in hidden.items()},
-                {name: (channels[:, i], maps[:, i]) for name, (channels, maps) in sets.items() if name != "top"},
-            )
-            writer.write_step(record)
-        self._reset()
 
     def _channel_sets(self, mean: torch.Tensor, row: int) -> dict[str, torch.Tensor]:
         """(images, k) channel ids per set, from each image's mean |x| (images, channels)."""
@@ -120,33 +136,113 @@ class Recorder:
             sets["random"] = self._random[row].to(mean.device).expand(mean.shape[0], -1)
         return sets
 
-    def _stacked(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """(blocks, images, k) channel ids and (blocks, images, k, h, w) maps, one host copy each."""
-        rows = [self._maps[name][i] for i in range(len(self.row["image"]))]
-        channels = torch.stack([c for c, _ in rows]).to(torch.int32).cpu().numpy()
-        return channels, torch.stack([m for _, m in rows]).cpu().numpy()
+    # At a step's end -----------------------------------------------------------------------------
+    def on_step_end(self, step: int, timestep: float) -> None:
+        if not self.writers:
+            return
+        tensors = self._step_tensors(step)
+        event = None
+        if any(t.is_cuda for t in tensors.values()):
+            host = {name: t.to("cpu", non_blocking=True) for name, t in tensors.items()}
+            event = torch.cuda.Event()
+            event.record()
+        else:
+            host = tensors
+        self._reset()
+        try:
+            self.background.submit(lambda: self._write(step, timestep, host, event))
+        except WriterFailed as exc:
+            raise SessionWriteFailed(str(exc)) from exc
 
-    def _stream_stats(self, stream: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A stream's rows as (blocks, images, ...); a block that returned no such stream this step
-        (SD3's last joint block has no text output) keeps NaN."""
-        n, images, width = len(self.row[stream]), len(self.writers), self.layout.channels[stream]
-        mean = np.full((n, images, width), np.nan, np.float32)
-        peak = np.full((n, images, width), np.nan, np.float32)
-        median = np.full((n, images), np.nan, np.float32)
-        rows = sorted(self._stats[stream])
-        if rows:  # one device-to-host copy per statistic: a copy per block would stall the GPU once per block
-            stats = [self._stats[stream][i] for i in rows]
-            mean[rows] = torch.stack([m for m, _, _ in stats]).cpu().numpy()
-            peak[rows] = torch.stack([p for _, p, _ in stats]).cpu().numpy()
-            median[rows] = torch.stack([med for _, _, med in stats]).cpu().numpy()
+    def _step_tensors(self, step: int) -> dict[str, torch.Tensor]:
+        """Every array of the step as (blocks, images, ...) device tensors, encoded as the profile stores them."""
+        out: dict[str, torch.Tensor] = {}
+        keep = self.layout.keeps(step)
+        for stream in self.row:
+            mean, peak, median = self._stacked_stats(stream)
+            if stream not in self._runs:
+                self._runs[stream] = RunAggregates(mean)
+            run = self._runs[stream]
+            run.add(mean, peak, median)
+            out.update({f"{stream}/median": median, f"{stream}/peak_abs": peak.amax(dim=-1),
+                        f"{stream}/mean_run": run.mean(), f"{stream}/max_run": run.max,
+                        f"{stream}/sun_steps": run.sun.clamp_max(np.iinfo(np.uint16).max).to(torch.int32)})
+            if keep:
+                for key, values in (("mean_abs", mean), ("max_abs", peak)):
+                    if self.layout.float_stats:
+                        out[f"{stream}/{key}"] = values
+                    else:
+                        out[f"{stream}/{key}"], out[f"{stream}/{key}_scale"] = encode_stats(values)
+        blocks = range(len(self.row["image"]))
+        for name in self._channels:
+            out[f"channels/{name}"] = torch.stack([self._channels[name][b] for b in blocks]).to(torch.int32)
+            if keep:
+                maps = torch.stack([self._maps[name][b] for b in blocks])
+                out[f"maps/{name}"], out[f"maps/{name}_scale"] = encode_maps(maps, len(self.layout.grid))
+        for (stream, block), values in self._hidden.items():
+            out[f"hidden/{stream}/{block}"] = values  # (images, tokens, channels)
+        return out
+
+    def _stacked_stats(self, stream: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A stream's rows as (blocks, images, channels) and (blocks, images); a block that returned no
+        such stream this step (SD3's last joint block has no text output) keeps NaN."""
+        present = self._stats[stream]
+        device = next(iter(self._stats["image"].values()))[0].device
+        shape = (len(self.row[stream]), len(self.writers))
+        mean = torch.full((*shape, self.layout.channels[stream]), float("nan"), device=device)
+        peak, median = mean.clone(), torch.full(shape, float("nan"), device=device)
+        for row, (m, p, med) in present.items():
+            mean[row], peak[row], median[row] = m, p, med
         return mean, peak, median
 
+    # In the background thread -------------------------------------------------------------------------
+    def _write(self, step: int, timestep: float, host: dict[str, torch.Tensor], event) -> None:
+        if event is not None:
+            event.synchronize()
+        arrays = {name: t.numpy() for name, t in host.items()}
+        for i, writer in enumerate(self.writers):
+            writer.write_step(self._record(step, timestep, arrays, i))
+
+    def _record(self, step: int, timestep: float, arrays: dict[str, np.ndarray], image: int) -> StepRecord:
+        def part(name: str) -> np.ndarray | None:
+            return None if name not in arrays else arrays[name][:, image]
+
+        def packed(name: str) -> Packed | None:
+            return None if name not in arrays else Packed(part(name), part(name + "_scale"))
+
+        stats = {
+            stream: StreamStats(
+                part(f"{stream}/median"), part(f"{stream}/peak_abs"), part(f"{stream}/mean_run"),
+                part(f"{stream}/max_run"), part(f"{stream}/sun_steps").astype(np.uint16),
+                packed(f"{stream}/mean_abs"), packed(f"{stream}/max_abs"),
+            )
+            for stream in self.row
+        }
+        channels = {name: part(f"channels/{name}") for name in self._channels}
+        maps = {name: packed(f"maps/{name}") for name in self._channels if f"maps/{name}" in arrays}
+        hidden = {(stream, block): arrays[f"hidden/{stream}/{block}"][image]
+                  for stream, block in (key.split("/")[1:] for key in arrays if key.startswith("hidden/"))}
+        return StepRecord(step, timestep, stats, channels, maps, hidden)
+
+    # After the call ------------------------------------------------------------------------------
     def finish(self, images: Sequence[np.ndarray | None]) -> None:
-        """Store each session's image and mark it complete."""
-        for writer, image in zip(self.writers, images):
-            writer.finish(image)
+        """Store each session's image, mark it complete, and wait until everything is on disk."""
+        if self.background is None:
+            return
+        try:
+            for writer, image in zip(self.writers, images):
+                self.background.submit(lambda writer=writer, image=image: writer.finish(image))
+            self.background.close()
+        except WriterFailed as exc:
+            self.close()
+            raise SessionWriteFailed(str(exc)) from exc
 
     def close(self) -> None:
-        """Close every session as it stands (an aborted run keeps its finished steps)."""
+        """Stop the writer and close every session as it stands (an aborted run keeps its finished steps)."""
+        if self.background is not None:
+            try:
+                self.background.close()
+            except WriterFailed:
+                pass  # the run already failed; what is on disk stays as it was
         for writer in self.writers:
             writer.close()

@@ -129,8 +129,9 @@ def test_full_hidden_states_for_chosen_blocks_and_steps(tiny_pipelines, tmp_path
         assert steps == [1] and ds.shape == (1, h * w, s.channels("image"))
         block = s.blocks("image").index("single.0")
         top = int(s.top_channels(1)[block][0])
-        np.testing.assert_array_equal(ds[0][:, top].reshape(h, w), s.top_maps(1, block)[0])
-        np.testing.assert_allclose(np.abs(ds[0]).mean(axis=0), s.mean_abs("image", 1)[block], rtol=1e-5)
+        exact = ds[0][:, top].reshape(h, w)  # the full hidden state is stored exactly; maps in 16 bits
+        np.testing.assert_allclose(s.top_maps(1, block)[0], exact, rtol=0, atol=np.abs(exact).max() / 65534 * 1.001)
+        np.testing.assert_allclose(np.abs(ds[0]).mean(axis=0), s.mean_abs("image", 1)[block], rtol=2**-11)  # float16 statistics
         assert s.hidden("image", "double.0") is None
 
 
@@ -164,7 +165,7 @@ def test_control_channel_sets_are_recorded_on_request(tiny_pipelines, tmp_path):
         c = int(bottom[block][1])
         ds_map = s.set_maps("bottom", 1, block)[1]
         assert ds_map.shape == s.grid
-        assert np.isclose(np.abs(ds_map).mean(), mean[block, c], rtol=1e-5)
+        assert np.isclose(np.abs(ds_map).mean(), mean[block, c], rtol=2e-3)  # 16-bit maps and statistics
 
 
 def test_median_is_exact_on_small_states_and_a_sampled_estimate_at_flux_size():

@@ -1,4 +1,5 @@
-"""A killed recording leaves a session that opens, says it is incomplete, and keeps its finished steps."""
+"""A killed recording leaves a session that opens, says it is incomplete, and keeps its finished steps;
+its steps_done never runs ahead of the data."""
 from __future__ import annotations
 
 import os
@@ -40,13 +41,13 @@ def test_kill_mid_run_leaves_an_incomplete_readable_session(tiny_pipelines, tmp_
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     for line in child.stdout:
-        if line.strip() == "step 4":
+        if line.strip() == "step 6":
             break
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     with open_session(out) as s:
         assert not s.complete
-        assert 4 <= s.steps_done < 50
+        assert 2 <= s.steps_done <= 6  # finished steps, some maybe still in the writer's queue when killed
         assert np.isfinite(s.mean_abs("image")).all()
         assert np.isfinite(s.timesteps).all()
         assert s.image is None

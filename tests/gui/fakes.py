@@ -12,9 +12,9 @@ from massivelens.engine.analysis.metrics import mse, psnr
 from massivelens.engine.progress import Progress
 from massivelens.gui.worker import RecordParams
 from massivelens.sessions.reader import open_session
-from massivelens.sessions.records import Layout, StepRecord, StreamStats
+from massivelens.sessions.records import Layout, StepRecord
 from massivelens.sessions.writer import SessionWriter
-from tests.session_factory import synthetic_info, write_synthetic_session
+from tests.session_factory import float_step, synthetic_info, write_synthetic_session
 
 
 def slow_job(steps: int = 3, blocks: int = 4, channels: int = 32, delay: float = 0.01, busy: bool = False):
@@ -29,13 +29,14 @@ def slow_job(steps: int = 3, blocks: int = 4, channels: int = 32, delay: float =
         widths = {"image": channels, "text": channels}
         layout = Layout(blocks={"image": names, "text": names}, channels=widths, grid=(8, 8))
         info = synthetic_info(steps, k=4, prompt=params.prompt)
+        runs: dict = {}
         with SessionWriter(params.out, info, layout) as writer:
             for step in range(steps):
                 for block in range(blocks):
                     _wait(delay, busy)
                     cancel.check()
                     progress(Progress(step, steps, block, blocks, names[block]))
-                writer.write_step(_step(rng, step, steps, blocks, channels))
+                writer.write_step(_step(rng, layout, step, steps, runs))
             writer.finish(rng.integers(0, 255, size=(64, 64, 3), dtype=np.uint8))
         return params.out
 
@@ -57,13 +58,14 @@ def _wait(delay: float, busy: bool) -> None:
         time.sleep(delay)
 
 
-def _step(rng: np.random.Generator, step: int, steps: int, blocks: int, channels: int) -> StepRecord:
+def _step(rng: np.random.Generator, layout: Layout, step: int, steps: int, runs: dict) -> StepRecord:
+    blocks, channels = len(layout.blocks["image"]), layout.channels["image"]
     mean = rng.random((blocks, channels), dtype=np.float32)
     mean[:, 7] += 1000.0
-    stats = StreamStats(mean, mean * 2, np.full(blocks, 0.5, dtype=np.float32))
+    stats = (mean, mean * 2, np.full(blocks, 0.5, dtype=np.float32))
     top = np.argsort(-mean, axis=1, kind="stable")[:, :4].astype(np.int32)
     maps = rng.normal(size=(blocks, 4, 8, 8)).astype(np.float32)
-    return StepRecord(step, 1000.0 * (1 - step / steps), {"image": stats, "text": stats}, top, maps)
+    return float_step(layout, step, 1000.0 * (1 - step / steps), {"image": stats, "text": stats}, {"top": top}, {"top": maps}, runs)
 
 
 def fake_probe(world: bool = False, delay: float = 0.0):

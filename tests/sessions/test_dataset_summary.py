@@ -20,9 +20,9 @@ from massivelens.sessions.dataset_summary import (
     write_summary,
 )
 from massivelens.sessions.reader import SessionError
-from massivelens.sessions.records import Layout, StepRecord, StreamStats
+from massivelens.sessions.records import Layout
 from massivelens.sessions.writer import SessionWriter
-from tests.session_factory import PLANTED, synthetic_info, write_synthetic_session
+from tests.session_factory import PLANTED, float_step, synthetic_info, write_synthetic_session
 
 SCHEMA_DOC = Path(__file__).resolve().parents[2] / "sessions" / "SCHEMA.md"
 
@@ -37,8 +37,8 @@ def write_ranked(path: Path, top: tuple[int, ...], peak: float = 10.0, channels:
     layout = Layout(blocks={"image": ["double.0"]}, channels={"image": channels}, grid=(2, 2))
     writer = SessionWriter(path, synthetic_info(steps=1, k=2), layout)
     ranked = np.asarray([top[:2]], np.int32)
-    stats = StreamStats(mean, peak_abs, np.ones(1, np.float32))
-    writer.write_step(StepRecord(0, 1000.0, {"image": stats}, ranked, np.zeros((1, 2, 2, 2), np.float32)))
+    stats = {"image": (mean, peak_abs, np.ones(1, np.float32))}
+    writer.write_step(float_step(layout, 0, 1000.0, stats, {"top": ranked}, {"top": np.zeros((1, 2, 2, 2), np.float32)}, {}))
     writer.finish(np.zeros((4, 4, 3), np.uint8))
     return SessionEntry(path.name, 0, 0)
 
@@ -59,7 +59,9 @@ def test_planted_channels_are_always_in_the_top_k(tmp_path):
     step_means = []
     for entry in entries:
         with h5py.File(tmp_path / entry.file) as f:
-            step_means.append(f["image/mean_abs"][:].mean(axis=0))
+            step_means.append(f["image/mean_abs_run"][:])  # the exact mean over steps
+            per_step = f["image/mean_abs"][:] * f["image/mean_abs_scale"][:][..., None]  # SCHEMA.md's formula
+            np.testing.assert_allclose(per_step.mean(axis=0), step_means[-1], rtol=1e-3)
     np.testing.assert_allclose(image.mean_abs_mean, np.mean(step_means, axis=0), rtol=1e-5)
     np.testing.assert_allclose(image.mean_abs_std, np.std(step_means, axis=0), rtol=1e-4, atol=1e-5)
 

@@ -41,7 +41,7 @@ def _gzip_copy(src, dst) -> None:
 
         def copy(name, obj):
             if isinstance(obj, h5py.Dataset):
-                kwargs = dict(compression="gzip", shuffle=True, chunks=obj.chunks) if obj.chunks else {}
+                kwargs = dict(compression="gzip", shuffle=True, chunks=obj.chunks, maxshape=obj.maxshape) if obj.chunks else {}
                 b.create_dataset(name, data=obj[()], **kwargs).attrs.update(obj.attrs)
 
         a.visititems(copy)
@@ -123,7 +123,8 @@ def test_schema_doc_names_every_dataset_and_attribute():
     text = open(doc).read()
     names = [S.ATTR_SCHEMA, S.ATTR_VERSION, S.ATTR_COMPLETE, S.ATTR_STEPS_DONE, S.ATTR_KIND, *S.RUN_ATTRS, *S.JSON_ATTRS]
     names += [S.TIMESTEPS, S.BLOCKS, S.GRID, S.MEAN_ABS, S.MAX_ABS, S.MEDIAN_ABS, S.TOP_CHANNELS, S.TOP_MAPS, S.HIDDEN, S.IMAGE]
-    names += [S.ATTR_IMAGE_INDEX, S.ATTR_IMAGES, S.CALL, S.CALL_INPUTS, S.INPUT_KIND_ATTR, S.INPUT_DTYPE_ATTR]
+    names += [S.ATTR_IMAGE_INDEX, S.ATTR_IMAGES, S.CALL, S.CALL_INPUTS, S.INPUT_KIND_ATTR, S.INPUT_DTYPE_ATTR, S.ATTR_PROFILE]
+    names += [S.PEAK_ABS, S.MEAN_RUN, S.MAX_RUN, S.SUN_STEPS, S.ROW_STEPS_ATTR, *S.PROFILES]
     spans = re.findall(r"`([^`]+)`", text)
     missing = [n for n in names if not any(span == n or span.endswith("/" + n) or span.startswith(n + "/") for span in spans)]
     assert not missing, f"SCHEMA.md does not document {missing}"
