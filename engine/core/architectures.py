@@ -14,7 +14,7 @@ from typing import Callable, Literal
 
 import torch
 
-from ..errors import EngineError, UnsupportedModel
+from ..errors import EngineError
 from .tokens import STREAM_OF_ROLE, Tokens, merge_image_stream, plain_tokens, split_image_stream, tokens_from_ids
 
 Grid = tuple[int, int]
@@ -92,9 +92,9 @@ class Adapter:
         names: dict[str, list[str]] = {"image": [], "text": [], "reference": []}
         for name, _, spec in self.blocks(transformer):
             streams = set(spec.streams()) | (carried if "image" in spec.streams() and not spec.generated_only else set())
-            for stream in names:
+            for stream, blocks in names.items():
                 if stream in streams:
-                    names[stream].append(name)
+                    blocks.append(name)
         return {stream: blocks for stream, blocks in names.items() if blocks}
 
     def read_tokens(self, transformer: torch.nn.Module, arguments: dict) -> Tokens:

@@ -3,7 +3,8 @@
 One `BlockHooks` context tracks the denoising step and the guidance branch of each transformer
 call, reads the token grid off the call itself (so resolution binning, a user's latents or any
 size a pipeline picks are seen as the transformer sees them), splits each block's output into
-image/text streams through the adapter, hands them to observers (which may return replacements),
+image/text/reference streams through the adapter (inferring it on the first call for a class the
+table lacks), hands them to observers (which may return replacements),
 checks the cancel token and reports progress. Hooks are removed on every exit path, so an aborted
 run leaves the pipeline exactly as it was.
 """
@@ -17,11 +18,19 @@ import torch
 from ..cancel import CancelToken
 from ..errors import EngineError
 from ..progress import Progress
-from .architectures import Adapter, BlockList, Grid, adapter_for, call_arguments, merge_output, split_output, timestep_of
+from .architectures import (
+    Adapter,
+    BlockList,
+    Grid,
+    Streams,
+    adapter_for,
+    call_arguments,
+    merge_output,
+    split_output,
+    timestep_of,
+)
 from .inference import infer_adapter
 from .tokens import Tokens
-
-Streams = dict[str, torch.Tensor]
 
 
 @dataclass(frozen=True)

@@ -63,8 +63,7 @@ class Tokens:
         """Text runs and images in one sequence (`is_image` per token); images take `grids` in order and
         the last one is the generated image."""
         segments: list[Segment] = []
-        images = iter(enumerate(grids))
-        start = 0
+        start, image = 0, 0
         while start < len(is_image):
             if not is_image[start]:
                 end = start
@@ -72,9 +71,12 @@ class Tokens:
                     end += 1
                 segments.append(Segment("text", start, end - start))
             else:
-                i, (h, w) = next(images)
+                if image == len(grids):
+                    raise ValueError(f"more image tokens than the {len(grids)} image(s) listed")
+                h, w = grids[image]
                 end = start + h * w
-                segments.append(Segment("generated" if i == len(grids) - 1 else "reference", start, h * w, (h, w)))
+                segments.append(Segment("generated" if image == len(grids) - 1 else "reference", start, h * w, (h, w)))
+                image += 1
             start = end
         return cls(batch, tuple(grids[-1]), tuple(segments))
 

@@ -15,7 +15,7 @@ from diffusers import DiffusionPipeline
 import massivelens
 from massivelens.engine.core.architectures import ADAPTERS, Adapter
 from massivelens.sessions.massive import summarize
-from tests.tiny_families import FAMILIES, Family, build_family
+from tests.tiny_families import FAMILIES, build_family
 from tests.tiny_pipelines import ARCHITECTURES, tiny_call_kwargs
 
 PLANTED = {"image": 5, "reference": 5, "text": 9}

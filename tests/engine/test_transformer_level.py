@@ -13,7 +13,7 @@ import torch
 from massivelens.engine.core.architectures import ADAPTERS, Adapter
 from massivelens.engine.core.hooks import BlockCall, BlockHooks, Streams
 from massivelens.engine.core.inference import pending_adapter
-from tests.tiny_transformers import N, TRANSFORMERS
+from tests.tiny_transformers import TRANSFORMERS, N
 
 PLANTED = {"image": 5, "reference": 5, "text": 9}
 
@@ -41,9 +41,12 @@ class TopChannels:
         return None
 
 
-def _call(model: torch.nn.Module, inputs: dict, adapter: Adapter, planted: dict[str, str] = {}) -> tuple[BlockHooks, TopChannels, torch.Tensor]:
+def _call(model: torch.nn.Module, inputs: dict, adapter: Adapter, planted: dict[str, str] | None = None) -> tuple[BlockHooks, TopChannels, torch.Tensor]:
+    """One call under BlockHooks (a stand-in pipeline: the transformer alone), channels planted at `planted`
+    (stream -> embedder path; one embedder may feed two streams)."""
     observer = TopChannels()
-    handles = [_plant(model.get_submodule(path), PLANTED[stream]) for path, stream in {v: k for k, v in planted.items()}.items()]
+    by_module = {path: stream for stream, path in (planted or {}).items()}
+    handles = [_plant(model.get_submodule(path), PLANTED[stream]) for path, stream in by_module.items()]
     try:
         with torch.no_grad(), BlockHooks(SimpleNamespace(transformer=model, scheduler=None), [observer], adapter=adapter) as hooks:
             output = model(**inputs, return_dict=False)[0]
@@ -77,8 +80,11 @@ def test_inference_finds_the_tables_block_lists_and_token_reader(name, models):
     model, tiny = models[name], TRANSFORMERS[name]
     hooks, _, _ = _call(model, tiny.inputs(model), pending_adapter(model))
     table = ADAPTERS[type(model).__name__]
-    lists = lambda a: [(s.attr, s.image, s.text, s.joint, s.holds, s.sequence_first, s.generated_only) for s in a.block_lists]  # noqa: E731
-    assert (lists(hooks.adapter), hooks.adapter.grid) == (lists(table), table.grid)
+    assert (_lists(hooks.adapter), hooks.adapter.grid) == (_lists(table), table.grid)
+
+
+def _lists(adapter: Adapter) -> list[tuple]:
+    return [(s.attr, s.image, s.text, s.joint, s.holds, s.sequence_first, s.generated_only) for s in adapter.block_lists]
 
 
 def _plant(module: torch.nn.Module, channel: int):
