@@ -50,10 +50,15 @@ from diffusers import (
     OvisImageTransformer2DModel,
     PRXPipeline,
     PRXTransformer2DModel,
+    AdaptiveProjectedMixGuidance,
+    AutoencoderKLHunyuanImage,
+    HunyuanImagePipeline,
+    HunyuanImageTransformer2DModel,
     ZImagePipeline,
     ZImageTransformer2DModel,
 )
 from transformers import (
+    ByT5Tokenizer,
     CLIPTextModelWithProjection,
     Gemma2Config,
     Gemma2Model,
@@ -386,6 +391,24 @@ def _briafibo() -> BriaFiboPipeline:
                             tokenizer=tokenizer)
 
 
+def _hunyuanimage() -> HunyuanImagePipeline:
+    tokenizer = _qwen_tokenizer([*_QWEN_CHAT_TOKENS, *_VISION_TOKENS])
+    byt5 = ByT5Tokenizer()
+    transformer = HunyuanImageTransformer2DModel(
+        in_channels=16, out_channels=16, num_attention_heads=2, attention_head_dim=16, num_layers=2, num_single_layers=2,
+        num_refiner_layers=1, patch_size=(1, 1), text_embed_dim=16, text_embed_2_dim=32, rope_axes_dim=(8, 8),
+    )
+    vae = AutoencoderKLHunyuanImage(
+        in_channels=3, out_channels=3, latent_channels=16, block_out_channels=(32,) * 5, layers_per_block=1,
+        spatial_compression_ratio=16, sample_size=64, scaling_factor=1.0,
+    )
+    return HunyuanImagePipeline(
+        scheduler=_flow(), vae=vae, text_encoder=_qwen25_vl(tokenizer), tokenizer=tokenizer,
+        text_encoder_2=_t5_encoder(byt5, 32), tokenizer_2=byt5, transformer=transformer,
+        guider=AdaptiveProjectedMixGuidance(guidance_scale=3.5), ocr_guider=None,
+    )
+
+
 _SIZE = {"height": 64, "width": 96, "num_inference_steps": 2}
 _GUIDED = {"prompt": PROMPT, "negative_prompt": NEGATIVE_PROMPT, **_SIZE}
 
@@ -409,6 +432,8 @@ FAMILIES: dict[str, Family] = {
     "longcat": Family(_longcat, {**_GUIDED, "guidance_scale": 4.5, "enable_prompt_rewrite": False}, "x_embedder", "context_embedder",
                       load={"text_processor": None}),
     "briafibo": Family(_briafibo, {**_GUIDED, "guidance_scale": 5.0, "max_sequence_length": 16}, "x_embedder", "context_embedder"),
+    "hunyuanimage": Family(_hunyuanimage, {**_GUIDED, "distilled_guidance_scale": None}, "x_embedder",
+                           "context_embedder.proj_in"),
 }
 
 

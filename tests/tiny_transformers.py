@@ -4,8 +4,8 @@ image, text and reference tokens.
 
 Why not the pipeline: OmniGen's processor and the Qwen-VL processors of NucleusMoE-Image, Qwen-Image 2.1,
 Bria FIBO 2 and Qwen-Image-Edit need torchvision (not installed); GLM-Image's prompt goes through an
-autoregressive vision-language model; FLUX.3 has a modular pipeline only; HunyuanImage 2.1 and Ideogram 4
-need text encoders (Qwen2.5-VL with ByT5 glyphs; Ideogram's own LLM features) whose tiny stand-ins were not built yet.
+autoregressive vision-language model; FLUX.3 has a modular pipeline only; Ideogram 4 needs its own LLM's
+features, whose tiny stand-in was not built.
 """
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from diffusers import (
     BriaFibo2Transformer2DModel,
     Flux3Transformer2DModel,
     GlmImageTransformer2DModel,
-    HunyuanImageTransformer2DModel,
     Ideogram4Transformer2DModel,
     NucleusMoEImageTransformer2DModel,
     OmniGenTransformer2DModel,
@@ -130,19 +129,6 @@ def _briafibo2_inputs(model) -> dict:
             "encoder_hidden_states": torch.randn(1, 2, T, 16), "encoder_attention_mask": torch.ones(1, T, dtype=torch.bool)}
 
 
-def _hunyuanimage() -> HunyuanImageTransformer2DModel:
-    return HunyuanImageTransformer2DModel(
-        in_channels=16, out_channels=16, num_attention_heads=2, attention_head_dim=16, num_layers=2, num_single_layers=2,
-        num_refiner_layers=1, patch_size=(1, 1), text_embed_dim=16, text_embed_2_dim=8, rope_axes_dim=(8, 8),
-    )
-
-
-def _hunyuanimage_inputs(model) -> dict:
-    return {"hidden_states": torch.randn(1, 16, H, W), "timestep": torch.tensor([500.0]),
-            "encoder_hidden_states": torch.randn(1, T, 16), "encoder_attention_mask": torch.ones(1, T, dtype=torch.long),
-            "encoder_hidden_states_2": torch.randn(1, 4, 8), "encoder_attention_mask_2": torch.ones(1, 4, dtype=torch.long)}
-
-
 def _ideogram4() -> Ideogram4Transformer2DModel:
     return Ideogram4Transformer2DModel(
         in_channels=16, num_layers=2, attention_head_dim=16, num_attention_heads=2, intermediate_size=64, adaln_dim=16,
@@ -188,7 +174,6 @@ TRANSFORMERS: dict[str, TinyTransformer] = {
     "nucleus": TinyTransformer(_nucleus, _nucleus_inputs, {"image": "img_in"}),
     "qwenimage21": TinyTransformer(_qwenimage21, _qwenimage21_inputs, {"image": "img_in", "text": "txt_in"}),
     "briafibo2": TinyTransformer(_briafibo2, _briafibo2_inputs, {"image": "x_embedder", "text": "perceiver.layers.0"}),
-    "hunyuanimage": TinyTransformer(_hunyuanimage, _hunyuanimage_inputs, {"image": "x_embedder", "text": "context_embedder.proj_in"}),
     "ideogram4": TinyTransformer(_ideogram4, _ideogram4_inputs, {"image": "input_proj", "text": "llm_cond_proj"}),
     "qwen_edit": TinyTransformer(_qwen_edit, _qwen_edit_inputs, {"image": "img_in", "text": "txt_in", "reference": "img_in"}),
 }
