@@ -90,6 +90,10 @@ def default_steps(pipe, gen: Generation) -> int:
 
 def default_size(pipe, gen: Generation) -> tuple[int, int]:
     """(height, width) the call asks for: given, or the pipeline's default sample size."""
-    sample = getattr(pipe, "default_sample_size", None) or pipe.transformer.config.sample_size
+    if gen.height and gen.width:
+        return int(gen.height), int(gen.width)
+    sample = getattr(pipe, "default_sample_size", None) or getattr(pipe.transformer.config, "sample_size", None)
+    if sample is None:
+        raise BadRequest(f"{type(pipe).__name__} names no default image size: give the height and width")
     size = int(sample) * int(pipe.vae_scale_factor)
     return int(gen.height or size), int(gen.width or size)
