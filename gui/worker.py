@@ -46,6 +46,7 @@ class RecordParams:
     offload: bool = False
     hidden_blocks: tuple[str, ...] = ()
     control_sets: tuple[str, ...] = ()
+    profile: str = defaults.PROFILE
 
 
 ProgressFn = Callable[[Any], None]  # receives engine.progress.Progress(step, steps, block, blocks, block_name)

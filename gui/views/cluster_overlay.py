@@ -241,6 +241,9 @@ class ClusterOverlay(QWidget):
             self._blank(_empty(self.data, pick))
             return
         name = self.channel_set.currentData()
+        if not self.data.keeps(pick.step):
+            self._blank(self.data.not_kept(pick.step, "token maps"))
+            return
         try:
             clusters = self._clusters(name, pick)
         except (ValueError, SessionError) as exc:
