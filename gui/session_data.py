@@ -73,7 +73,7 @@ class SessionData:
     def check(self) -> None:
         """Read what every view needs now, so damage shows once, at open, instead of on every redraw."""
         try:
-            self.steps_done, self.complete, self.info, self.grid, self.k  # noqa: B018 - read to cache
+            self.steps_done, self.complete, self.info, self.grid, self.k, self.channel_sets  # noqa: B018 - read to cache
         except READ_ERRORS as exc:
             raise SessionError(f"{self.path}: damaged session ({_first_line(exc)})") from None
         for stream in self.session.streams:
@@ -126,6 +126,10 @@ class SessionData:
     def streams(self) -> tuple[str, ...]:
         """The streams whose statistics could be read."""
         return tuple(stream for stream in self.session.streams if stream in self._streams)
+
+    @cached_property
+    def channel_sets(self) -> tuple[str, ...]:
+        return self.session.channel_sets
 
     @cached_property
     def timesteps(self) -> np.ndarray:
