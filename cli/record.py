@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 from pathlib import Path
 
 from massivelens.engine import defaults
@@ -26,6 +27,18 @@ def add_generation_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=int, default=defaults.K, help="top channels per block whose token maps are kept")
 
 
+def supported_models_help() -> str:
+    """The adapter table's classes, imported when help is shown (it loads torch)."""
+    from massivelens.engine.core.architectures import SUPPORTED
+
+    return (
+        "supported transformer classes (diffusers pipelines whose pipe.transformer is one of these): "
+        + ", ".join(SUPPORTED)
+        + ". Any other class with attention blocks gets an adapter inferred on its first call, "
+        "recorded with a notice in the session, or is refused with the reason."
+    )
+
+
 def add_profile_arguments(p: argparse.ArgumentParser, default: str) -> None:
     """What a session keeps (record: default; batch: lean)."""
     p.add_argument("--profile", choices=PROFILES, default=default,
@@ -37,6 +50,8 @@ def add_profile_arguments(p: argparse.ArgumentParser, default: str) -> None:
 
 def add_parser(sub) -> None:
     p = sub.add_parser(NAME, help="generate once and record activations to a session file")
+    plain_help = p.format_help
+    p.format_help = lambda: plain_help() + "\n" + "\n".join(textwrap.wrap(supported_models_help(), 100)) + "\n"
     p.add_argument("--prompt", required=True)
     add_generation_arguments(p)
     add_profile_arguments(p, defaults.PROFILE)

@@ -108,7 +108,7 @@ class Recording:
         if existing and not self.overwrite:
             raise FileExistsError(f"{existing[0]} exists; choose another name or allow overwriting")
         recorder = Recorder(functools.partial(self._open, record, paths), self.k, self.controls, seed=max(0, record.seed_of(0)))
-        hooks = BlockHooks(self.pipe, [*self.observers, recorder], self.cancel, self.progress, record.images(), self.adapter)
+        hooks = self._hooks = BlockHooks(self.pipe, [*self.observers, recorder], self.cancel, self.progress, record.images(), self.adapter)
         try:
             with hooks:
                 output = call(self.pipe, *args, **kwargs)
@@ -116,13 +116,15 @@ class Recording:
             recorder.close()
             raise
         recorder.finish(output_images(output, len(recorder.writers), record.value("output_type")))
+        self.adapter = hooks.adapter  # as inferred and settled over the call, for a class the table lacks
         self.paths = [writer.path for writer in recorder.writers]
         return output
 
     def _open(self, record: CallRecord, paths: list[Path], call: BlockCall, streams: Streams, images: int) -> tuple[list[SessionWriter], Layout]:
-        transformer = self.pipe.transformer
-        blocks = self.adapter.stream_blocks(transformer)
-        width = pipeline_info.transformer_width(transformer)
+        transformer, tokens = self.pipe.transformer, self._hooks.tokens
+        self.adapter = self._hooks.adapter  # inferred on this call's first transformer call, for a class the table lacks
+        blocks = self.adapter.stream_blocks(transformer, tokens)
+        width = int(next(iter(streams.values())).shape[-1])  # the streams of a transformer share its width
         layout = Layout(
             blocks=blocks,
             channels={stream: int(streams[stream].shape[-1]) if stream in streams else width for stream in blocks},
@@ -137,7 +139,7 @@ class Recording:
         writers = []
         try:
             for i in range(images):
-                info = self._info(record, call, layout, setup, i, images)
+                info = self._info(record, call, layout, setup, i, images, tokens.describe())
                 writers.append(SessionWriter(paths[i], info, layout, overwrite=self.overwrite))
         except BaseException as exc:
             for writer in writers:
@@ -147,7 +149,8 @@ class Recording:
             raise
         return writers, layout
 
-    def _info(self, record: CallRecord, call: BlockCall, layout: Layout, setup: dict, image: int, images: int) -> RunInfo:
+    def _info(self, record: CallRecord, call: BlockCall, layout: Layout, setup: dict, image: int, images: int,
+              tokens: dict) -> RunInfo:
         pipe = self.pipe
         prompt, negative = record.prompt_of(image)
         guidance = record.value(pipeline_info.guidance_argument(pipe, self.adapter.cfg))
@@ -171,7 +174,8 @@ class Recording:
             scheduler_config=dict(pipe.scheduler.config),
             versions=dict(pipeline_info.library_versions()),
             extra=self.extra,
-            call={**record.describe(), "pipeline": setup, "notes": self.notes},
+            call={**record.describe(), "pipeline": setup, "notes": [*self.notes, *filter(None, [self.adapter.notice])]},
+            tokens=tokens,
             call_inputs=record.inputs,
             image_index=image,
             images_in_call=images,

@@ -98,13 +98,11 @@ def default_steps(pipe, gen: Generation) -> int:
 
 
 def default_size(pipe, gen: Generation) -> tuple[int, int]:
-    """(height, width) the call asks for: given, else the pipeline's own default: its signature's (video
-    pipelines: Wan 480x832), or its default sample size (CogVideoX: sample_height x sample_width)."""
-    params = inspect.signature(pipe.__call__).parameters
-    own = [params[name].default if name in params else None for name in ("height", "width")]
-    if not all(isinstance(n, int) for n in own):
-        config = pipe.transformer.config
-        scale = int(getattr(pipe, "vae_scale_factor", None) or pipe.vae_scale_factor_spatial)
-        sample = getattr(pipe, "default_sample_size", None) or getattr(config, "sample_size", None)
-        own = [int(sample) * scale] * 2 if sample else [int(config.sample_height) * scale, int(config.sample_width) * scale]
-    return int(gen.height or own[0]), int(gen.width or own[1])
+    """(height, width) the call asks for: given, or the pipeline's default sample size."""
+    if gen.height and gen.width:
+        return int(gen.height), int(gen.width)
+    sample = getattr(pipe, "default_sample_size", None) or getattr(pipe.transformer.config, "sample_size", None)
+    if sample is None:
+        raise BadRequest(f"{type(pipe).__name__} names no default image size: give the height and width")
+    size = int(sample) * int(pipe.vae_scale_factor)
+    return int(gen.height or size), int(gen.width or size)

@@ -49,6 +49,7 @@ def add_help_menu(window: QMainWindow, open_example: Callable[[], object]) -> QM
     menu = window.menuBar().addMenu("&Help")
     for text, slot in (("&Keyboard Shortcuts", lambda: show(window, "Keyboard shortcuts", shortcuts_html())),
                        ("&What Each View Shows", lambda: show(window, "What each view shows", views_html())),
+                       ("&Supported Architectures", lambda: show(window, "Supported architectures", architectures_html())),
                        ("The &Paper (arXiv)", lambda: QDesktopServices.openUrl(QUrl(PAPER_URL))),
                        ("Open the &Example Session", open_example),
                        ("&About MassiveLens", lambda: show(window, "About MassiveLens", about_html()))):
@@ -69,6 +70,17 @@ def shortcuts_html() -> str:
 
 def views_html() -> str:
     return "".join(f"<p><b>{name}</b>: {what}</p>" for name, what in VIEWS)
+
+
+def architectures_html() -> str:
+    """The adapter table's classes (loads torch: asked for, never at start)."""
+    from massivelens.engine.core.architectures import ADAPTERS
+
+    rows = "".join(f"<tr><td>{name}&nbsp;&nbsp;</td><td>{adapter.cfg} guidance</td></tr>" for name, adapter in ADAPTERS.items())
+    return ("<p>Transformer classes with an adapter (where the blocks are, which output is which stream, how "
+            "guidance branches are laid out). Any other diffusers DiT gets an adapter inferred on its first call, "
+            "noted in the session, or a one-line reason why not.</p>"
+            f"<table>{rows}</table>")
 
 
 def about_html() -> str:

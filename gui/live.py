@@ -15,7 +15,7 @@ from PySide6.QtCore import QElapsedTimer, QObject, Signal
 
 from massivelens.sessions.reader import SessionError
 
-from .session_data import SessionData
+from .session_data import READ_ERRORS, SessionData
 
 START_MS, INTERVAL_MS = 1000, 300
 
@@ -37,6 +37,11 @@ class LiveSession(QObject):
         self.path, self.data, self._step = Path(path), None, -1
         self._clock.invalidate()
 
+    def forget(self, data: SessionData) -> None:
+        """The user closed the session being recorded: stop showing it (the recording goes on and opens when done)."""
+        if data is self.data:
+            self.path = self.data = None
+
     def stop(self) -> SessionData | None:
         """The recording ended; returns the session that was shown (the caller replaces or re-reads it)."""
         data, self.path, self.data = self.data, None, None
@@ -55,7 +60,13 @@ class LiveSession(QObject):
         self._clock.start()
         if self.data is None:
             self._open()
-        elif self.data.refresh():
+            return
+        try:
+            grew = self.data.refresh()
+        except READ_ERRORS:
+            self.data = None  # caught mid-write, or its entry was replaced: open the file afresh at the next step
+            return
+        if grew:
             self.grew.emit(self.data)
 
     def _open(self) -> None:

@@ -234,6 +234,9 @@ class MainWindow(QMainWindow):
             self.show_error("No session to save.")
             return None
         target = with_suffix(Path(target), SESSION_FILTER)
+        if data is self.live.data:
+            self.show_error(f"{data.path.name} is still being recorded: save it once the recording has ended.")
+            return None
         if target.resolve() == data.path.resolve():
             return data
         if target.resolve() in self.open_files():
@@ -257,6 +260,7 @@ class MainWindow(QMainWindow):
 
     def close_session(self, data: SessionData) -> None:
         """Unlist a session and release its file; the next one in the list is shown."""
+        self.live.forget(data)
         self.session_list.remove(data)
         self.statusBar().showMessage(f"Closed {data.path.name}")
 

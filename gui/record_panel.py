@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from massivelens.engine import defaults
-from massivelens.sessions.schema import CONTROL_SETS
+from massivelens.sessions.schema import CONTROL_SETS, PROFILES
 
 from .generation_fields import GenerationFields
 from .worker import RecordParams
@@ -29,7 +29,12 @@ from .worker import RecordParams
 EMBEDDED = "embedded model (shapes)"
 # A caption of the embedded model's world, so Record works at once; the placeholder shows the grammar.
 DEFAULT_PROMPT = "a small blue triangle on a yellow background at bottom right"
-REMEMBERED = ("model", "prompt", "dtype", "device")  # form fields kept between launches (record/<name>)
+REMEMBERED = ("model", "prompt", "dtype", "device", "profile")  # form fields kept between launches (record/<name>)
+PROFILE_TIPS = {
+    "full": "statistics in float32 at every step, token maps at every step",
+    "default": "16-bit statistics and token maps at every step (a FLUX-1024 28-step session: ~244 MB)",
+    "lean": "statistics and token maps at the middle and last step only, exact run aggregates (~24 MB at FLUX size)",
+}
 AUTO_DEVICE = "auto"
 DEVICES = (AUTO_DEVICE, "cpu", "cuda", "mps")
 class RecordPanel(QWidget):
@@ -43,7 +48,8 @@ class RecordPanel(QWidget):
         self.model = QComboBox()
         self.model.setEditable(True)
         self.model.addItem(EMBEDDED)
-        self.model.setToolTip("the embedded model, a hub id (e.g. black-forest-labs/FLUX.1-dev) or a local folder")
+        self.model.setToolTip("the embedded model, a hub id (e.g. black-forest-labs/FLUX.1-dev) or a local folder; "
+                              "Help > Supported Architectures lists the transformer classes")
         browse = QToolButton()
         browse.setText("…")
         browse.setToolTip("choose a local diffusers pipeline folder")
@@ -67,6 +73,12 @@ class RecordPanel(QWidget):
         self.controls = {name: QCheckBox(f"{name}-k") for name in CONTROL_SETS}
         for name, box in self.controls.items():
             box.setToolTip(f"also keep the token maps of a {name}-k channel set (the paper's controls)")
+        self.profile = QComboBox()
+        self.profile.addItems(PROFILES)
+        self.profile.setCurrentText(defaults.PROFILE)
+        for i, name in enumerate(PROFILES):
+            self.profile.setItemData(i, PROFILE_TIPS[name], Qt.ItemDataRole.ToolTipRole)
+        self.profile.setToolTip("what the session keeps: " + "; ".join(f"{k}: {v}" for k, v in PROFILE_TIPS.items()))
         self.hidden_blocks = QLineEdit()
         self.hidden_blocks.setPlaceholderText("none (e.g. double.0 single.3)")
         self.hidden_blocks.setToolTip("blocks whose full hidden states are kept, so every channel has a token map")
@@ -100,6 +112,7 @@ class RecordPanel(QWidget):
         form.addRow("negative", self.negative)
         self.generation.add_rows(form)
         form.addRow("top-k maps", self.k)
+        form.addRow("profile", self.profile)
         form.addRow("controls", controls)
         form.addRow("hidden blocks", self.hidden_blocks)
         buttons = QHBoxLayout()
@@ -151,6 +164,7 @@ class RecordPanel(QWidget):
             offload=self.offload.isChecked(),
             hidden_blocks=tuple(self.hidden_blocks.text().replace(",", " ").split()),
             control_sets=tuple(name for name, box in self.controls.items() if box.isChecked()),
+            profile=self.profile.currentText(),
         )
 
     def _emit_record(self) -> None:

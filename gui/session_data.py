@@ -75,7 +75,7 @@ class SessionData:
     def check(self) -> None:
         """Read what every view needs now, so damage shows once, at open, instead of on every redraw."""
         try:
-            self.steps_done, self.complete, self.info, self.grid, self.k  # noqa: B018 - read to cache
+            self.steps_done, self.complete, self.info, self.grid, self.k, self.channel_sets  # noqa: B018 - read to cache
         except READ_ERRORS as exc:
             raise SessionError(f"{self.path}: damaged session ({_first_line(exc)})") from None
         for stream in self.session.streams:
@@ -129,6 +129,10 @@ class SessionData:
     def streams(self) -> tuple[str, ...]:
         """The streams whose statistics could be read."""
         return tuple(stream for stream in self.session.streams if stream in self._streams)
+
+    @cached_property
+    def channel_sets(self) -> tuple[str, ...]:
+        return self.session.channel_sets
 
     @cached_property
     def timesteps(self) -> np.ndarray:
@@ -224,6 +228,19 @@ class SessionData:
         """Steps are 0-based everywhere (as in the file), with the scheduler timestep for orientation."""
         return f"step {step} (t={self.timesteps[step]:.0f})"
 
+    @cached_property
+    def stat_steps(self) -> tuple[int, ...]:
+        """Steps with per-channel statistics and token maps: all of them, except in a lean session."""
+        return tuple(self.session.stat_steps)
+
+    def keeps(self, step: int) -> bool:
+        return step in self.stat_steps
+
+    def not_kept(self, step: int, what: str) -> str:
+        """What a view says at a step a lean session kept nothing for."""
+        kept = ", ".join(map(str, self.stat_steps)) or "none yet"
+        return f"no {what} at step {step}: this {self.session.profile} session keeps them at steps {kept}"
+
     # Statistics ----------------------------------------------------------------------------------
     def stats(self, stream: str) -> StreamStats:
         """Every finished step of one stream, read once."""
@@ -237,8 +254,9 @@ class SessionData:
 
     def _derive_stats(self, stream: str) -> StreamStats:
         s, n = self.session, self.steps_done  # a live recording may add a step between two reads: keep n
-        mean = _finite(s.mean_abs(stream)[:n], f"{stream} mean |x|", self.problems)
-        peak_abs = _finite(s.max_abs(stream)[:n], f"{stream} max |x|", self.problems)
+        kept = [step for step in self.stat_steps if step < n]  # a lean session's other rows are NaN by design
+        mean = _finite(s.mean_abs(stream)[:n], f"{stream} mean |x|", self.problems, kept)
+        peak_abs = _finite(s.max_abs(stream)[:n], f"{stream} max |x|", self.problems, kept)
         median = _finite(s.median_abs(stream)[:n], f"{stream} median |x|", self.problems)
         finite = mean[np.isfinite(mean)]
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
@@ -307,10 +325,13 @@ class SessionData:
         self.session.close()
 
 
-def _finite(values: np.ndarray, name: str, problems: list[str]) -> np.ndarray:
-    """Non-finite values become NaN, drawn as gaps and skipped by every statistic; how many is noted once."""
+def _finite(values: np.ndarray, name: str, problems: list[str], rows: list[int] | None = None) -> np.ndarray:
+    """Non-finite values become NaN, drawn as gaps and skipped by every statistic; how many is noted once
+    (counted over `rows` only, when given: the steps that hold values)."""
     values = np.asarray(values, dtype=np.float64 if values.dtype == np.float64 else np.float32)
     bad = ~np.isfinite(values)
+    if rows is not None:
+        bad[[i for i in range(len(values)) if i not in set(rows)]] = False
     if bad.any():
         problems.append(f"{name}: {int(bad.sum())} non-finite values (damaged?) shown as gaps")
         values = np.where(bad, np.nan, values)

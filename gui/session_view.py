@@ -180,6 +180,9 @@ class SessionView(QWidget):
             st = self.data.stats(pick.stream)
             self.stream.setCurrentText(pick.stream)
             self.step.setRange(0, self.data.steps_done - 1)
+            lean = self.data.stat_steps != tuple(range(self.data.steps_done))
+            self.step.setToolTip(f"statistics and token maps at steps {', '.join(map(str, self.data.stat_steps))} only "
+                                 f"({self.data.session.profile} session); ranks and medians at every step" if lean else "")
             self.step.setValue(pick.step)
             self.block.setRange(0, len(st.blocks) - 1)
             self.block.setValue(pick.block)

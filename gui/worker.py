@@ -46,6 +46,7 @@ class RecordParams:
     offload: bool = False
     hidden_blocks: tuple[str, ...] = ()
     control_sets: tuple[str, ...] = ()
+    profile: str = defaults.PROFILE
 
 
 ProgressFn = Callable[[Any], None]  # receives engine.progress.Progress(step, steps, block, blocks, block_name)
@@ -74,7 +75,7 @@ def user_message(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}: {text[0][:200] if text else 'no details'}"
 
 
-class RecordWorker(QObject):
+class JobWorker(QObject):
     """Runs one job. Exactly one of finished / failed / cancelled is emitted, then `done`."""
 
     progress = Signal(object)
@@ -97,7 +98,7 @@ class RecordWorker(QObject):
             if self.token.cancelled:
                 self.cancelled.emit(self.params.out)
             else:
-                log.warning("recording failed", exc_info=True)
+                log.warning("job failed", exc_info=True)
                 self.failed.emit(user_message(exc))
         else:
             self.finished.emit(Path(path))
@@ -174,7 +175,7 @@ class JobRunner(QObject):
         self.label = label
         self.params: object | None = None
         self._thread: QThread | None = None
-        self._worker: RecordWorker | None = None
+        self._worker: JobWorker | None = None
         self._outcome: tuple[SignalInstance, object] | None = None
 
     def running(self) -> bool:
@@ -195,7 +196,7 @@ class JobRunner(QObject):
 
     def launch(self) -> None:
         """Start the thread (the queue calls this when the job's turn comes)."""
-        thread, worker = QThread(), RecordWorker(self.params, self.job)
+        thread, worker = QThread(), JobWorker(self.params, self.job)
         worker.moveToThread(thread)
         worker.progress.connect(self.progress)
         direct = Qt.ConnectionType.DirectConnection  # these run on the worker thread, before `done`

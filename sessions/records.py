@@ -31,6 +31,7 @@ class RunInfo:
     extra: dict = field(default_factory=dict)
     call: dict = field(default_factory=dict)  # the pipeline call as made (engine.core.calls.CallRecord.describe)
     call_inputs: dict[str, "CallInput"] = field(default_factory=dict)  # its array arguments
+    tokens: dict = field(default_factory=dict)  # the image-token sequence: generated, reference, text, padding runs
     image_index: int = 0
     images_in_call: int = 1
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 SCHEMA_NAME = "massivelens.session"
 SCHEMA_VERSION = 2  # 2: the exact pipeline call, one session per image, 16-bit storage, recording profiles
 
-STREAMS = ("image", "text")
+STREAMS = ("image", "text", "reference")  # reference: tokens of reference images (edit pipelines)
 
 # Root attributes.
 ATTR_SCHEMA = "schema"
@@ -36,7 +36,7 @@ RUN_ATTRS = (
     "scheduler",
     "created",
 )
-JSON_ATTRS = ("transformer_config", "scheduler_config", "versions", "extra")
+JSON_ATTRS = ("transformer_config", "scheduler_config", "versions", "extra", "tokens")
 
 # Datasets.
 TIMESTEPS = "timesteps"

@@ -3,14 +3,14 @@
 One `BlockHooks` context tracks the denoising step and the guidance branch of each transformer
 call, reads the token grid off the call itself (so resolution binning, a user's latents or any
 size a pipeline picks are seen as the transformer sees them), splits each block's output into
-image/text streams through the adapter, hands them to observers (which may return replacements),
+image/text/reference streams through the adapter (inferring it on the first call for a class the
+table lacks), hands them to observers (which may return replacements),
 checks the cancel token and reports progress. Hooks are removed on every exit path, so an aborted
 run leaves the pipeline exactly as it was.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Protocol, Sequence
 
 import torch
@@ -18,16 +18,26 @@ import torch
 from ..cancel import CancelToken
 from ..errors import EngineError
 from ..progress import Progress
-from .architectures import Adapter, BlockList, Grid, adapter_for
-
-Streams = dict[str, torch.Tensor]
+from .architectures import (
+    Adapter,
+    BlockList,
+    Grid,
+    Streams,
+    adapter_for,
+    call_arguments,
+    merge_output,
+    split_output,
+    timestep_of,
+)
+from .inference import infer_adapter
+from .tokens import Tokens
 
 
 @dataclass(frozen=True)
 class BlockCall:
     """Where one block call sits: block name and position, denoising step (of `steps` planned), the
-    token grid ((h, w), or (frames, h, w) for a video), and which batch rows belong to which guidance
-    branch ("cond", "uncond"; rows of several images are consecutive within a branch)."""
+    token grid ((h, w), or (frames, h, w) for a video), and which batch rows belong to which guidance branch ("cond", "uncond"; rows of
+    several images are consecutive within a branch)."""
 
     name: str
     position: int
@@ -68,8 +78,10 @@ class BlockHooks:
     """Context manager that instruments the pipeline's transformer(s) for the pipeline calls made inside it.
 
     `images` is how many images the call makes (prompts x images per prompt), which tells the
-    batched guidance halves apart; when unknown, the pipeline's own `do_classifier_free_guidance`
+    batched guidance branches apart; when unknown, the pipeline's own `do_classifier_free_guidance`
     decides, and otherwise every row counts as conditional (right for interventions on all rows).
+    An adapter still `pending` (a class the table lacks) is inferred on the first transformer call,
+    before its blocks run.
     """
 
     def __init__(
@@ -90,25 +102,32 @@ class BlockHooks:
         self.step = -1
         self.steps = 0
         self.grid: Grid | None = None
+        self.tokens: Tokens | None = None
         self._call_in_step = 0
+        self._repeated = False  # a timestep came twice: sequential guidance branches
         self._last_t: float | None = None
         self._branches: dict[str, slice] = {"cond": slice(None)}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
-        self._transformers = transformers(pipe)
-        self._blocks = self.adapter.blocks(pipe.transformer)
+        self._blocks: list[tuple[str, torch.nn.Module, BlockList]] = []
 
     # Lifetime ------------------------------------------------------------------------------------
     def __enter__(self) -> "BlockHooks":
         try:
-            for transformer in self._transformers:
+            for transformer in transformers(self.pipe):
                 self._handles.append(transformer.register_forward_pre_hook(self._on_transformer, with_kwargs=True))
-                for position, (name, block, spec) in enumerate(self.adapter.blocks(transformer)):
-                    self._handles.append(block.register_forward_pre_hook(self._pre_block(position, name)))
-                    self._handles.append(block.register_forward_hook(self._post_block(position, name, spec)))
+            if not self.adapter.pending:
+                self._hook_blocks()
         except BaseException:
             self.remove()
             raise
         return self
+
+    def _hook_blocks(self) -> None:
+        self._blocks = self.adapter.blocks(self.pipe.transformer)
+        for transformer in transformers(self.pipe):
+            for position, (name, block, spec) in enumerate(self.adapter.blocks(transformer)):
+                self._handles.append(block.register_forward_pre_hook(self._pre_block(position, name)))
+                self._handles.append(block.register_forward_hook(self._post_block(position, name, spec)))
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.remove()
@@ -122,9 +141,8 @@ class BlockHooks:
 
     # Step and branch tracking ------------------------------------------------------------------
     def _on_transformer(self, module, args, kwargs) -> None:
-        t = kwargs.get("timestep")
-        # The largest: image-to-video pipelines give the conditioning frame's tokens timestep 0 (LTX, Wan 2.2 TI2V).
-        value = None if t is None else float(torch.as_tensor(t).flatten().max())
+        arguments = call_arguments(module, args, kwargs)
+        value = timestep_of(arguments)
         if value is None or value != self._last_t:
             if self.step >= 0:
                 self._end_step()
@@ -132,32 +150,41 @@ class BlockHooks:
             self._call_in_step = 0
         else:
             self._call_in_step += 1
+            self._repeated = True
         self._last_t = value
-        self.grid = self.adapter.read_grid(module, args, kwargs)
+        if self.adapter.pending:
+            self.adapter = infer_adapter(self.pipe, module, args, kwargs, self.images)
+            self._hook_blocks()
+        self.tokens = self.adapter.read_tokens(module, arguments)
+        self.grid = self.tokens.grid
         self.steps = max(self.steps, planned_steps(self.pipe.scheduler), self.step + 1)
-        hidden = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
-        self._branches = self._branches_for(int(hidden.shape[0]))
+        self._branches = self._branches_for(self.tokens.batch)
 
     def _branches_for(self, batch: int) -> dict[str, slice]:
         if self.adapter.cfg == "sequential":
             return {"cond" if self._call_in_step == 0 else "uncond": slice(0, batch)}
-        if self.adapter.cfg == "batched" and self._guided(batch):
-            half = batch // 2
-            return {"uncond": slice(0, half), "cond": slice(half, batch)}
+        groups = self._groups(batch) if self.adapter.cfg == "batched" else 1
+        if groups > 1:
+            n = batch // groups  # the conditional rows; the others are unconditional (OmniGen: two groups)
+            if self.adapter.cond_first:
+                return {"cond": slice(0, n), "uncond": slice(n, batch)}
+            return {"uncond": slice(0, batch - n), "cond": slice(batch - n, batch)}
         return {"cond": slice(0, batch)}
 
-    def _guided(self, batch: int) -> bool:
-        """Whether a batched call holds both guidance halves."""
+    def _groups(self, batch: int) -> int:
+        """How many guidance branches a batched call holds, each with one row per image."""
         if self.images is not None:
-            if batch not in (self.images, 2 * self.images):
+            if batch % self.images or batch // self.images not in (1, 2, 3):
                 raise EngineError(
                     f"{self.adapter.transformer_class} was called on {batch} rows for {self.images} image(s): "
                     "cannot tell the guidance branches apart"
                 )
-            return batch == 2 * self.images
-        return bool(getattr(self.pipe, "do_classifier_free_guidance", False)) and batch % 2 == 0
+            return batch // self.images
+        return 2 if getattr(self.pipe, "do_classifier_free_guidance", False) and batch % 2 == 0 else 1
 
     def _end_step(self) -> None:
+        if self.step == 0 and self.adapter.notice and self.adapter.cfg == "sequential" and not self._repeated:
+            self.adapter = replace(self.adapter, cfg="none")  # an inferred adapter: one call per step, one branch
         timesteps = getattr(self.pipe.scheduler, "timesteps", None)
         index = self.step + _begin(self.pipe.scheduler)
         t = float(timesteps[index]) if timesteps is not None and index < len(timesteps) else float("nan")
@@ -176,7 +203,12 @@ class BlockHooks:
 
     def _post_block(self, position: int, name: str, spec: BlockList):
         def hook(module, args, output):
-            streams = self._split(output, spec, name)
+            try:
+                streams = split_output(output, spec, self.tokens)
+            except EngineError as exc:
+                raise EngineError(
+                    f"block {name}: {exc}; the adapter for {self.adapter.transformer_class} does not match this diffusers version"
+                ) from None
             call = BlockCall(name, position, self.step, self.steps, self.grid, self._branches)
             changed = False
             for observer in self.observers:
@@ -184,39 +216,6 @@ class BlockHooks:
                 if replaced:
                     streams = {**streams, **replaced}
                     changed = True
-            return self._merge(output, spec, streams) if changed else None
+            return merge_output(output, spec, self.tokens, streams) if changed else None
 
         return hook
-
-    def _split(self, output, spec: BlockList, name: str) -> Streams:
-        tokens = math.prod(self.grid)
-        if spec.joint == "text_first":
-            streams = {"text": output[:, :-tokens], "image": output[:, -tokens:]}
-        elif spec.joint == "image_first":
-            streams = {"image": output[:, :tokens], "text": output[:, tokens:]}
-        elif spec.image is None:
-            streams = {"image": output}
-        else:
-            streams = {"image": output[spec.image]}
-            if spec.text is not None and output[spec.text] is not None:
-                streams["text"] = output[spec.text]
-        if streams["image"].shape[1] != tokens:
-            raise EngineError(
-                f"block {name} returned {streams['image'].shape[1]} image tokens, expected {tokens}: "
-                f"the adapter for {self.adapter.transformer_class} does not match this diffusers version"
-            )
-        return streams
-
-    @staticmethod
-    def _merge(output, spec: BlockList, streams: Streams):
-        if spec.joint == "text_first":
-            return torch.cat([streams["text"], streams["image"]], dim=1)
-        if spec.joint == "image_first":
-            return torch.cat([streams["image"], streams["text"]], dim=1)
-        if spec.image is None:
-            return streams["image"]
-        parts = list(output)
-        parts[spec.image] = streams["image"]
-        if "text" in streams:
-            parts[spec.text] = streams["text"]
-        return tuple(parts)

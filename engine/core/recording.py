@@ -107,7 +107,7 @@ class Recorder:
         self.background = BackgroundWriter()
 
     def _reset(self) -> None:
-        self._stats: dict[str, dict[int, tuple[torch.Tensor, ...]]] = {"image": {}, "text": {}}
+        self._stats: dict[str, dict[int, tuple[torch.Tensor, ...]]] = {stream: {} for stream in S.STREAMS}
         self._channels: dict[str, dict[int, torch.Tensor]] = {s: {} for s in ("top", *self.control_sets)}
         self._maps: dict[str, dict[int, torch.Tensor]] = {s: {} for s in ("top", *self.control_sets)}
         self._frame_means: dict[int, torch.Tensor] = {}

@@ -37,10 +37,9 @@ from PySide6.QtWidgets import (
 
 from massivelens.engine.analysis.clusters import mask_iou, ranked_clusters
 from massivelens.engine.analysis.metrics import uses_world, world_image
-from massivelens.sessions.reader import SessionError
 
 from ..selection import Selection
-from ..session_data import Pick, SessionData
+from ..session_data import READ_ERRORS, Pick, SessionData
 from .heatmap_plot import Title
 from .token_map import frame_label, image_plot
 
@@ -165,7 +164,7 @@ class ClusterOverlay(QWidget):
         chosen = self.channel_set.currentData()
         self.channel_set.blockSignals(True)
         self.channel_set.clear()
-        for name in data.session.channel_sets if data else ():
+        for name in data.channel_sets if data else ():
             self.channel_set.addItem(f"{name}-{data.k}", name)
         self.channel_set.setCurrentIndex(max(self.channel_set.findData(chosen), 0))
         self.channel_set.blockSignals(False)
@@ -257,9 +256,12 @@ class ClusterOverlay(QWidget):
             self._blank(_empty(self.data, pick))
             return
         name = self.channel_set.currentData()
+        if not self.data.keeps(pick.step):
+            self._blank(self.data.not_kept(pick.step, "token maps"))
+            return
         try:
             clusters = self._clusters(name, pick)
-        except (ValueError, SessionError) as exc:
+        except READ_ERRORS as exc:  # non-finite maps (ValueError) or a damaged file
             self._blank(f"{name}-{self.data.k} · {self.data.blocks('image')[pick.block]} · step {pick.step}\n"
                         f"not clustered: {str(exc).split(': ')[-1]}")
             return

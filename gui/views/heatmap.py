@@ -35,6 +35,10 @@ class ChannelHeatmap(SelectionHeatmap):
             self.sun.clear()
             self.clear_values(NO_SESSION if self.data is None else "mean |x|: no step recorded")
             return
+        if not self.data.keeps(pick.step):
+            self.sun.clear()
+            self.clear_values(self.data.not_kept(pick.step, "per-channel statistics"))
+            return
         st = self.data.stats(pick.stream)
         self.set_values(self.data.heatmap(pick.stream, pick.step, self.log), self.levels(pick))
         rows, cols = self.data.sun_cells(pick.stream, pick.step)

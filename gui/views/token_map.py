@@ -118,6 +118,8 @@ class TokenMapView(pg.GraphicsLayoutWidget):
         if pick.stream != "image":
             return None, "token maps exist for the image stream only"
         block = self.data.blocks("image")[pick.block]
+        if not self.data.keeps(pick.step) and pick.channel in self.data.stored_top[pick.step, pick.block]:
+            return None, self.data.not_kept(pick.step, "token maps")
         try:
             values = self.data.token_map(pick.step, pick.block, pick.channel, pick.frame)
         except READ_ERRORS as exc:

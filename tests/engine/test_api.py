@@ -9,7 +9,6 @@ from diffusers import DiffusionPipeline, FluxTransformer2DModel, UniPCMultistepS
 
 import massivelens
 from massivelens.engine.core.calls import to_uint8
-from massivelens.engine.errors import UnsupportedModel
 from tests.hooked import generation, seeded
 
 
@@ -188,11 +187,12 @@ def test_zero_channels_equals_zeroing_the_same_channels_by_hand(flux):
     assert hook_count(flux) == 0
 
 
-def test_an_unsupported_transformer_class_is_refused_in_one_line(flux, tmp_path):
+def test_a_transformer_class_the_table_lacks_is_recorded_with_an_inferred_adapter(flux, tmp_path):
+    """(Classes that cannot be inferred are refused in one line: tests/engine/test_inference.py.)"""
     class MyTransformer(FluxTransformer2DModel):
         pass
 
     flux.transformer.__class__ = MyTransformer
-    with pytest.raises(UnsupportedModel, match="MyTransformer is not supported"):
-        massivelens.record(flux, tmp_path / "s.h5", **seeded(generation("flux")))
-    assert not (tmp_path / "s.h5").exists()
+    massivelens.record(flux, tmp_path / "s.h5", **seeded(generation("flux")))
+    with massivelens.open_session(tmp_path / "s.h5") as s:
+        assert s.complete and s.call["notes"][-1].startswith("adapter inferred for MyTransformer: ")

@@ -49,6 +49,11 @@ def test_main_py_screenshot_subprocess(session_path, tmp_path):
     image = QImage(str(out))
     assert (image.width(), image.height()) == (1024, 640)
     assert_not_blank(pixels(image))
-    bad = subprocess.run([sys.executable, "main.py", "--screenshot", str(out), "--size", "big"],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 1 and bad.stderr.strip() == "error: --size looks like WIDTHxHEIGHT, e.g. 1024x640; got 'big'"
+
+
+
+def test_a_bad_size_is_one_line(capsys, tmp_path):
+    from massivelens.cli.main import main
+
+    assert main(["--screenshot", str(tmp_path / "x.png"), "--size", "big"]) == 1
+    assert capsys.readouterr().err.strip() == "error: --size looks like WIDTHxHEIGHT, e.g. 1024x640; got 'big'"

@@ -6,7 +6,7 @@ from PySide6.QtCore import QSettings
 
 from massivelens.engine.shapes.world import parse_caption
 from massivelens.gui.app import run_app
-from massivelens.gui.help import about_html, shortcuts_html, views_html
+from massivelens.gui.help import about_html, architectures_html, shortcuts_html, views_html
 from massivelens.gui.main_window import MainWindow
 from massivelens.resources import EXAMPLE_SESSION
 from massivelens.sessions.reader import open_session
@@ -50,9 +50,11 @@ def test_help_menu_names_shortcuts_views_paper_and_versions(qtbot, settings):
     qtbot.addWidget(window)
     menus = {a.text(): a.menu() for a in window.menuBar().actions()}
     assert [a.text() for a in menus["&Help"].actions()] == [
-        "&Keyboard Shortcuts", "&What Each View Shows", "The &Paper (arXiv)", "Open the &Example Session", "&About MassiveLens"]
+        "&Keyboard Shortcuts", "&What Each View Shows", "&Supported Architectures", "The &Paper (arXiv)",
+        "Open the &Example Session", "&About MassiveLens"]
     assert "Home" in shortcuts_html() and "Token clusters" in views_html() and "PySide6" in about_html()
-    menus["&Help"].actions()[3].trigger()
+    assert "FluxTransformer2DModel" in architectures_html() and "inferred" in architectures_html()
+    menus["&Help"].actions()[4].trigger()
     assert window.current().path == EXAMPLE_SESSION
 
 

@@ -30,3 +30,19 @@ def test_views_follow_the_session_as_each_step_is_written(qtbot, settings):
     assert final.path == done.args[0] and final.complete and final.steps_done == 24
     assert window.session_list.list.count() == 1  # the live entry became the finished session
     assert not live.session._file.id.valid
+
+
+def test_the_session_being_recorded_is_never_saved_over_and_can_be_closed(qtbot, settings, tmp_path):
+    window = MainWindow(settings, job=slow_job(steps=30, blocks=4, delay=0.02))
+    qtbot.addWidget(window)
+    window.record_panel.prompt.setText("a red circle")
+    with qtbot.waitSignal(window.runner.finished, timeout=30_000) as done:
+        window.record_panel.record.click()
+        qtbot.waitUntil(lambda: window.live.data is not None, timeout=20_000)
+        live = window.live.data
+        assert window.save_as(tmp_path / "copy.h5") is None and "still being recorded" in window.error_box.text()
+        assert not (tmp_path / "copy.h5").exists()
+        window.close_session(live)
+        assert window.live.data is None and window.current() is None and not live.session._file.id.valid
+    final = window.current()
+    assert final.path == done.args[0] and final.complete  # the recording went on and opened when done
