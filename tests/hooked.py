@@ -61,3 +61,15 @@ def job_settings(arch: str, **changes) -> dict:
     call = job_call(arch, **changes)
     return dict(prompt=call["prompt"], negative_prompt=call.get("negative_prompt"), steps=call["num_inference_steps"],
                 guidance=call[GUIDANCE_ARGUMENT[arch]], height=call["height"], width=call["width"])
+
+
+def plant(module: torch.nn.Module, channel: int) -> torch.utils.hooks.RemovableHandle:
+    """Adds 1e5 to one channel of a module's output: a massive channel planted on purpose, which the
+    residual stream carries to every block after it."""
+
+    def hook(mod, args, output):
+        output = output.clone()
+        output[..., channel] += 1e5
+        return output
+
+    return module.register_forward_hook(hook)

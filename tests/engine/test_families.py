@@ -15,6 +15,7 @@ from diffusers import DiffusionPipeline
 import massivelens
 from massivelens.engine.core.architectures import ADAPTERS, Adapter
 from massivelens.sessions.massive import summarize
+from tests.hooked import plant
 from tests.tiny_families import FAMILIES, build_family
 from tests.tiny_pipelines import ARCHITECTURES, tiny_call_kwargs
 
@@ -92,9 +93,9 @@ def _planted_run(pipe, kwargs: dict, image: str, text: str | None, tmp_path: Pat
     name = type(pipe.transformer).__name__
     table = ADAPTERS[name]
     monkeypatch.delitem(ADAPTERS, name)
-    handles = [_plant(pipe.transformer.get_submodule(image), PLANTED["image"])]
+    handles = [plant(pipe.transformer.get_submodule(image), PLANTED["image"])]
     if text:
-        handles.append(_plant(pipe.transformer.get_submodule(text), PLANTED["text"]))
+        handles.append(plant(pipe.transformer.get_submodule(text), PLANTED["text"]))
     try:
         with massivelens.recording(pipe, tmp_path / "p.h5") as rec:
             pipe(**_seeded(kwargs))
@@ -110,12 +111,3 @@ def _planted_run(pipe, kwargs: dict, image: str, text: str | None, tmp_path: Pat
         if row.stream == "text" and not text:
             continue
         assert row.top_channels[0] == PLANTED[row.stream], (row.block, row.stream, row.top_channels)
-
-
-def _plant(module: torch.nn.Module, channel: int):
-    def hook(mod, args, output):
-        output = output.clone()
-        output[..., channel] += 1e5
-        return output
-
-    return module.register_forward_hook(hook)

@@ -14,7 +14,7 @@ from massivelens.engine.core.architectures import ADAPTERS, adapter_for
 from massivelens.engine.core.calls import to_uint8
 from massivelens.engine.jobs import RecordRequest, record
 from massivelens.sessions.massive import summarize
-from tests.hooked import generation, seeded
+from tests.hooked import generation, plant, seeded
 from tests.tiny_pipelines import ARCHITECTURES, PROMPT
 
 # Test-only: the modules that embed image and text tokens as (batch, tokens, channels); a value
@@ -83,22 +83,13 @@ def test_conditional_branch_is_the_one_recorded(arch, tiny_pipelines, tmp_path):
             np.testing.assert_allclose(a.mean_abs(stream, 0), b.mean_abs(stream, 0), rtol=1e-5, atol=1e-6)
 
 
-def _plant(module: torch.nn.Module, channel: int):
-    def hook(mod, args, output):
-        output = output.clone()
-        output[..., channel] += 1e5
-        return output
-
-    return module.register_forward_hook(hook)
-
-
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_planted_channels_are_found_in_their_stream(arch, tiny_pipelines, tmp_path):
     pipe = load(tiny_pipelines(arch))
     transformer = pipe.transformer
-    handles = [_plant(transformer.get_submodule(IMAGE_EMBEDDER[arch]), PLANTED_IMAGE)]
+    handles = [plant(transformer.get_submodule(IMAGE_EMBEDDER[arch]), PLANTED_IMAGE)]
     if arch in TEXT_EMBEDDER:
-        handles.append(_plant(transformer.get_submodule(TEXT_EMBEDDER[arch]), PLANTED_TEXT))
+        handles.append(plant(transformer.get_submodule(TEXT_EMBEDDER[arch]), PLANTED_TEXT))
     try:
         massivelens.record(pipe, tmp_path / "s.h5", **seeded(generation(arch)))
     finally:

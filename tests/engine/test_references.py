@@ -12,6 +12,7 @@ from PIL import Image
 import massivelens
 from massivelens.engine.core.architectures import adapter_for
 from massivelens.sessions.massive import summarize
+from tests.hooked import plant
 from tests.tiny_pipelines import PROMPT
 
 REFERENCE = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 128, 3), dtype=np.uint8))
@@ -46,7 +47,7 @@ def _seeded(kwargs: dict) -> dict:
 def test_reference_tokens_are_their_own_stream(name, tiny_pipelines, tmp_path):
     pipe, call = _edit_pipeline(name, tiny_pipelines)
     plain = pipe(**_seeded(call)).images
-    handle = _plant(pipe.transformer.get_submodule(EDITS[name][2]), 5)
+    handle = plant(pipe.transformer.get_submodule(EDITS[name][2]), 5)
     try:
         massivelens.record(pipe, tmp_path / "planted.h5", **_seeded(call))
     finally:
@@ -82,12 +83,3 @@ def test_zeroing_channels_changes_generated_tokens_only(name, tiny_pipelines):
     generated, reference = seen[0][:, :24, 3], seen[0][:, 24:, 3]
     assert reference.shape[1] == REFERENCE_TOKENS[name][0]
     assert torch.all(generated == 0) and torch.all(reference != 0)
-
-
-def _plant(module: torch.nn.Module, channel: int):
-    def hook(mod, args, output):
-        output = output.clone()
-        output[..., channel] += 1e5
-        return output
-
-    return module.register_forward_hook(hook)
