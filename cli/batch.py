@@ -31,7 +31,7 @@ def _settings(args: argparse.Namespace):
 
     return RecordRequest(
         prompt="", out=args.out, model=args.model, negative_prompt=args.negative_prompt, seed=args.seed,
-        steps=args.steps, guidance=args.guidance, height=args.height, width=args.width, k=args.k,
+        steps=args.steps, guidance=args.guidance, height=args.height, width=args.width, frames=args.frames, k=args.k,
         dtype=args.dtype, device=args.device, offload=args.offload, profile=args.profile,
         map_steps=None if args.map_steps is None else tuple(args.map_steps),
     )

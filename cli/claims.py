@@ -20,7 +20,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser(NAME, help="measure the critical and spatial claims (embedded model by default)")
     p.add_argument("--prompts", type=int, default=8, help="how many prompts (held-out captions on the embedded model)")
     p.add_argument("--prompt-file", type=Path, help="prompts for a model outside the Shapes world, one per line")
-    p.add_argument("--masks", type=Path, help="folder of subject masks named 000.png, 001.png ... (one per prompt)")
+    p.add_argument("--masks", type=Path,
+                   help="folder of subject masks named 000.png, 001.png ... (one per prompt); for videos, folders 000/, 001/ ... of frame masks")
     p.add_argument("--clusters", type=int, default=2)
     add_generation_arguments(p)
     add_probe_arguments(p)
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     written = probe_report(result, args.out)
-    masks = sorted(args.masks.glob("*.png")) if args.masks else None
+    masks = sorted(p for p in args.masks.iterdir() if p.suffix == ".png" or p.is_dir()) if args.masks else None
     cluster_rows = []
     if masks or result.baseline_accuracy is not None:
         sessions = result.sessions if not masks else result.sessions[: len(masks)]

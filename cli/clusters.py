@@ -11,15 +11,17 @@ NAME = "clusters"
 
 def add_parser(sub) -> None:
     p = sub.add_parser(NAME, help="cluster image tokens on few channels; IoU against the subject mask")
-    p.add_argument("sessions", nargs="+", type=Path, help="session files (record them with --controls bottom random)")
+    p.add_argument("sessions", nargs="+", type=Path, help="session files, images or videos (record them with --controls bottom random)")
     p.add_argument("--step", type=int, help="denoising step (default: the middle one)")
     p.add_argument("--clusters", type=int, default=2, help="KMeans clusters (the paper uses 2)")
-    p.add_argument("--masks", nargs="+", type=Path, help="one subject-mask image per session (white = subject)")
+    p.add_argument("--masks", nargs="+", type=Path,
+                   help="per session: a subject-mask image (white = subject); for a video, a folder of one mask PNG per frame, in name order")
     p.add_argument("--out", required=True, type=Path)
 
 
 def reference_masks(sessions: list[Path], masks: list[Path] | None) -> list[np.ndarray]:
-    """User masks, else the world reader's subject mask of each session's image (embedded model)."""
+    """User masks (a video's: a folder of per-frame masks), else the world reader's subject mask of each
+    session's image (embedded model)."""
     from massivelens.engine.analysis.metrics import uses_world
     from massivelens.engine.errors import BadRequest
     from massivelens.engine.shapes.reader import read
@@ -40,10 +42,19 @@ def reference_masks(sessions: list[Path], masks: list[Path] | None) -> list[np.n
 
 
 def load_mask(path: Path) -> np.ndarray:
+    """A mask image (H, W), or a folder's mask PNGs in name order as (frames, H, W)."""
     from PIL import Image
 
     from massivelens.engine.errors import BadRequest
 
+    if path.is_dir():
+        frames = sorted(path.glob("*.png"))
+        if not frames:
+            raise BadRequest(f"no PNG frame masks in {path}")
+        masks = [load_mask(frame) for frame in frames]
+        if len({m.shape for m in masks}) > 1:
+            raise BadRequest(f"the frame masks in {path} differ in size")
+        return np.stack(masks)
     try:
         return np.asarray(Image.open(path).convert("L")) > 127
     except (OSError, ValueError) as exc:

@@ -39,6 +39,7 @@ def summary(path: Path, k: int | None = None) -> dict:
             "dtype": info.get("dtype"),
             "complete": s.complete,
             "grid": list(s.grid),
+            **({"first_frame_ratio": first_frame_ratio(s)} if s.is_video else {}),
             "blocks": [
                 {
                     "block": b.block,
@@ -53,6 +54,15 @@ def summary(path: Path, k: int | None = None) -> dict:
         }
 
 
+def first_frame_ratio(session) -> list[float]:
+    """Per image block of a video session: its top-1 channel's mean |x| on latent frame 0 over its mean on
+    the other latent frames, averaged over steps (above 1: the first frame dominates)."""
+    per_frame = session.top_frame_mean_abs()[:, :, 0]  # (steps, blocks, frames) of each step's top-1 channel
+    if per_frame.shape[-1] < 2:
+        return [1.0] * per_frame.shape[1]
+    return [float(r) for r in (per_frame[..., 0] / per_frame[..., 1:].mean(axis=-1)).mean(axis=0)]
+
+
 def run(args: argparse.Namespace) -> int:
     if args.session.is_dir():
         return _run_dataset(args)
@@ -64,7 +74,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.session}: {state}")
     print(f"  model   {data['model']} ({data['transformer_class']}, {data['dtype']})")
     print(f"  prompt  {data['prompt']!r}  seed {data['seed']}  steps {data['steps']}  guidance {data['guidance']}")
-    print(f"  size    {data['height']}x{data['width']}  token grid {data['grid'][0]}x{data['grid'][1]}")
+    print(f"  size    {data['height']}x{data['width']}  token grid {'x'.join(map(str, data['grid']))}")
+    if "first_frame_ratio" in data:
+        ratios = " ".join(f"{r:.1f}" for r in data["first_frame_ratio"])
+        print(f"  frames  top-1 channel's mean |x| on latent frame 0 / later frames, per block: {ratios}")
     print(f"  {'block':<12} {'stream':<6} {'max/median':>11} {'Sun':>4}  top channels")
     for b in data["blocks"]:
         top = " ".join(str(c) for c in b["top_channels"][:8])

@@ -39,7 +39,7 @@ def request_from(args: argparse.Namespace, prompts: list[str], out: Path):
         prompts=prompts, out=out, spec=ModelSpec(args.model, args.dtype, args.device, args.offload),
         seeds=tuple(args.seeds), ks=tuple(args.ks), strategies=tuple(args.strategies), draws=args.draws,
         mode=args.mode, blocks=tuple(args.blocks) if args.blocks else None, negative_prompt=args.negative_prompt,
-        steps=args.steps, guidance=args.guidance, height=args.height, width=args.width, clip=args.clip,
+        steps=args.steps, guidance=args.guidance, height=args.height, width=args.width, frames=args.frames, clip=args.clip,
     )
 
 
@@ -59,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     for path in probe_report(result, args.out):
         print(f"wrote {path}")
+    if result.baseline_temporal is not None:
+        print(f"  baseline temporal consistency {result.baseline_temporal:.2f} dB (mean PSNR of consecutive frames)")
     for e in result.summary():
         acc = "" if e["accuracy"] is None else f"  accuracy {e['accuracy']:.2f}"
-        print(f"  {e['strategy']:<7} k={e['k']:<3} psnr {e['psnr']:6.2f} dB{acc}")
+        temporal = "" if e["temporal"] is None else f"  temporal {e['temporal']:6.2f} dB"
+        print(f"  {e['strategy']:<7} k={e['k']:<3} psnr {e['psnr']:6.2f} dB{acc}{temporal}")
     return 0

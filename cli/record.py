@@ -23,6 +23,7 @@ def add_generation_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance", type=float, help="guidance scale (default: the model's)")
     p.add_argument("--height", type=int)
     p.add_argument("--width", type=int)
+    p.add_argument("--frames", type=int, help="video pipelines: frames to generate, their num_frames (default: the model's)")
     p.add_argument("--k", type=int, default=defaults.K, help="top channels per block whose token maps are kept")
 
 
@@ -77,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         guidance=args.guidance,
         height=args.height,
         width=args.width,
+        frames=args.frames,
         k=args.k,
         dtype=args.dtype,
         device=args.device,

@@ -80,7 +80,8 @@ def _sparse(labels: list[str], most: int = 12) -> list[str]:
 
 
 def overlays(sessions: list[Path], rows: list[ClusterRow], out: Path, n_clusters: int) -> list[Path]:
-    """Per session: the image with each channel set's foreground, at the block where top-k scores best."""
+    """Per session: the image (a video's first frame) with each channel set's foreground, at the block where
+    top-k scores best; for a video also overlay-<session>.gif, every frame under the top-k foreground."""
     from massivelens.engine.analysis.clusters import session_masks
     from massivelens.engine.imaging import overlay
     from massivelens.sessions.reader import open_session
@@ -90,10 +91,24 @@ def overlays(sessions: list[Path], rows: list[ClusterRow], out: Path, n_clusters
         mine = [r for r in rows if r.session == path.name and r.strategy == "top"]
         best = max(mine, key=lambda r: r.iou)
         with open_session(path) as s:
-            image = s.image
+            image, frames = s.image, s.frames
             block = s.blocks("image").index(best.block)
             masks = session_masks(s, best.step, block, n_clusters)
-        cells = [[image] + [overlay(image, mask) for mask in masks.values()]]
+        first = {name: mask[0] if frames is not None else mask for name, mask in masks.items()}
+        cells = [[image] + [overlay(image, mask) for mask in first.values()]]
         grid = image_grid(cells, [best.block], ["image"] + [f"{name}-k" for name in masks], cell=160)
         written.append(save_png(grid, out / f"overlay-{path.stem}.png"))
+        if frames is not None:
+            written.append(_overlay_clip(frames, masks["top"], out / f"overlay-{path.stem}.gif"))
     return written
+
+
+def _overlay_clip(frames: np.ndarray, token_masks: np.ndarray, path: Path) -> Path:
+    """Every frame under the token mask of the latent frame it decodes from, as an animation."""
+    from massivelens.engine.analysis.clusters import latent_frame
+    from massivelens.engine.imaging import overlay
+    from massivelens.engine.video_files import save_animation
+
+    latent = len(token_masks)
+    return save_animation(np.stack([overlay(frame, token_masks[latent_frame(f, len(frames), latent)])
+                                    for f, frame in enumerate(frames)]), path)

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         inversion_guidance=args.inversion_guidance, alphas=tuple(args.alpha), blocks=tuple(args.blocks),
         window=args.window, mask=args.mask, k=args.k, mask_step=args.mask_step, mask_block=args.mask_block,
         spec=ModelSpec(args.model, args.dtype, args.device, args.offload), negative_prompt=args.negative_prompt,
-        seed=args.seed, steps=args.steps, guidance=args.guidance, height=args.height, width=args.width,
+        seed=args.seed, steps=args.steps, guidance=args.guidance, height=args.height, width=args.width, frames=args.frames,
     )
     bar = StepBar("transport")
     try:

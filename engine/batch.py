@@ -34,7 +34,7 @@ SESSIONS = "sessions"
 FAILURES = "failures.jsonl"
 ERROR_SUFFIX = ".error.json"
 # RecordRequest fields that must not change when a batch resumes (device and offload may).
-SETTINGS = ("model", "dtype", "negative_prompt", "steps", "guidance", "height", "width", "k", "profile", "map_steps")
+SETTINGS = ("model", "dtype", "negative_prompt", "steps", "guidance", "height", "width", "frames", "k", "profile", "map_steps")
 # Rank 0 waits at the last barrier while the slowest rank finishes its share; gloo's default is 30 min.
 BARRIER_TIMEOUT = timedelta(hours=24)
 

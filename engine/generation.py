@@ -31,6 +31,7 @@ class Generation:
     height: int | None = None
     width: int | None = None
     max_sequence_length: int | None = None  # text tokens, when the model folder asks for a length
+    frames: int | None = None  # a video pipeline's num_frames
 
 
 def resolve(
@@ -42,6 +43,7 @@ def resolve(
     guidance: float | None = None,
     height: int | None = None,
     width: int | None = None,
+    frames: int | None = None,
 ) -> Generation:
     """Explicit values first, then the model folder's own defaults; checked for obvious mistakes."""
     if not prompt or not prompt.strip():
@@ -56,9 +58,12 @@ def resolve(
         height=height or own.get("height"),
         width=width or own.get("width"),
         max_sequence_length=own.get("max_sequence_length"),
+        frames=frames if frames is not None else own.get("frames"),
     )
     if gen.steps is not None and gen.steps < 1:
         raise BadRequest(f"steps must be at least 1, got {gen.steps}")
+    if gen.frames is not None and gen.frames < 1:
+        raise BadRequest(f"frames must be at least 1, got {gen.frames}")
     if gen.seed < 0:
         raise BadRequest(f"seed must be non-negative, got {gen.seed}")
     return gen
@@ -73,6 +78,10 @@ def call_kwargs(pipe, gen: Generation) -> dict:
         optional[guidance_argument(pipe, adapter_for(pipe.transformer).cfg)] = gen.guidance
     if gen.max_sequence_length is not None and "max_sequence_length" in params:
         optional["max_sequence_length"] = gen.max_sequence_length
+    if gen.frames is not None:
+        if "num_frames" not in params:
+            raise BadRequest(f"{type(pipe).__name__} makes images; frames need a video pipeline")
+        optional["num_frames"] = gen.frames
     if gen.negative_prompt is not None:
         if "negative_prompt" not in params:
             if gen.negative_prompt:

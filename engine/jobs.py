@@ -36,6 +36,7 @@ class RecordRequest:
     guidance: float | None = None
     height: int | None = None
     width: int | None = None
+    frames: int | None = None  # a video pipeline's num_frames (None: the pipeline's default)
     k: int = defaults.K
     dtype: str = defaults.DTYPE
     device: str | None = None
@@ -52,7 +53,8 @@ class RecordRequest:
         return ModelSpec(self.model, self.dtype, self.device, self.offload)
 
     def generation(self) -> Generation:
-        return resolve(self.model, self.prompt, self.negative_prompt, self.seed, self.steps, self.guidance, self.height, self.width)
+        return resolve(self.model, self.prompt, self.negative_prompt, self.seed, self.steps, self.guidance, self.height, self.width,
+                       self.frames)
 
 
 def record(

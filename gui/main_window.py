@@ -19,6 +19,7 @@ from massivelens.resources import EXAMPLE_SESSION
 from massivelens.sessions.reader import SessionError
 from massivelens.sessions.summary_schema import SUMMARY_H5
 
+from .clip_export import CLIP_FILTER, CLIP_VIEWS, export_clip
 from .compare import CompareWindow
 from .export import (
     ExportError,
@@ -49,7 +50,8 @@ RECENT_KEY, SESSIONS_DIR_KEY, PNG_SCALE_KEY = "recent_files", "sessions_dir", "e
 MAX_RECENT = 10
 SESSION_FILTER = "MassiveLens session or batch summary (*.h5);;All files (*)"
 VIEW_NAMES = {"channel_heatmap": "Channel heatmap", "step_heatmap": "Block × step heatmap",
-              "ranking": "Ranking table", "token_map": "Image and token map", "cluster_overlay": "Token clusters"}
+              "frame_heatmap": "Block × frame heatmap (video)", "ranking": "Ranking table",
+              "token_map": "Image and token map", "cluster_overlay": "Token clusters"}
 
 
 def make_settings() -> QSettings:
@@ -136,6 +138,9 @@ class MainWindow(QMainWindow):
         for name, title in VIEW_NAMES.items():
             self._action(views, f"{title}…", lambda _=False, n=name: self._export_view_dialog(n))
         self._action(menu, "Export &Image…", self._export_image_dialog)
+        clips = menu.addMenu("Export Video C&lip")
+        for name in CLIP_VIEWS:
+            self._action(clips, f"{VIEW_NAMES[name]} over every frame…", lambda _=False, n=name: self._export_clip_dialog(n))
         self.resolution_actions = resolution_menu(menu.addMenu("PNG &Resolution"), self.export_preferences,
                                                   lambda scale: self.settings.setValue(PNG_SCALE_KEY, scale))
         menu.addSeparator()
@@ -315,15 +320,28 @@ class MainWindow(QMainWindow):
         return self._exporting(lambda: export_all(self.view.figures(), data.image, Path(folder), scale), folder)
 
     def export_view(self, name: str, path: Path) -> list[Path]:
+        if name not in self.view.figures():
+            self.show_error(f"{VIEW_NAMES[name]}: a video session's view; open a video session to export it.")
+            return []
         scale = self.export_preferences.png_scale
         return self._exporting(lambda: [export_widget(self.view.figures()[name], Path(path), scale)], path)
 
     def export_image(self, path: Path) -> list[Path]:
+        """The generated image, or the video's frame on screen."""
         data = self.current()
         if data is None or data.image is None:
             self.show_error("This session has no image (the run did not finish).")
             return []
-        return self._exporting(lambda: [export_image(data.image, Path(path))], path)
+        picture = data.picture(min(self.selection.frame, data.frame_count - 1))
+        return self._exporting(lambda: [export_image(picture, Path(path))], path)
+
+    def export_clip(self, name: str, path: Path) -> list[Path]:
+        """A view over every frame of the video session, as an animated GIF or WebP."""
+        data = self.current()
+        if data is None or not data.is_video:
+            self.show_error("Open a video session to export a clip.")
+            return []
+        return self._exporting(lambda: [export_clip(self.view.figures()[name], self.selection, data, Path(path))], path)
 
     def _exporting(self, write, target: Path) -> list[Path]:
         try:
@@ -370,6 +388,11 @@ class MainWindow(QMainWindow):
         path = save_dialog(self, f"Export {VIEW_NAMES[name]}", Path(self._last_dir()) / f"{name}.png")
         if path:
             self.export_view(name, path)
+
+    def _export_clip_dialog(self, name: str) -> None:
+        path = save_dialog(self, f"Export {VIEW_NAMES[name]} clip", Path(self._last_dir()) / f"{name}.gif", CLIP_FILTER)
+        if path:
+            self.export_clip(name, path)
 
     def _export_image_dialog(self) -> None:
         path = save_dialog(self, "Export image", Path(self._last_dir()) / "image.png", "PNG image (*.png)")

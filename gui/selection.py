@@ -1,9 +1,9 @@
-"""The one selection every view follows: stream, block, step and channel."""
+"""The one selection every view follows: stream, block, step, channel, and a video's frame."""
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-FIELDS = ("stream", "block", "step", "channel")
+FIELDS = ("stream", "block", "step", "channel", "frame")
 
 
 class Selection(QObject):
@@ -15,9 +15,9 @@ class Selection(QObject):
 
     changed = Signal(frozenset)
 
-    def __init__(self, stream: str = "image", block: int = 0, step: int = 0, channel: int = 0):
+    def __init__(self, stream: str = "image", block: int = 0, step: int = 0, channel: int = 0, frame: int = 0):
         super().__init__()
-        self.stream, self.block, self.step, self.channel = stream, block, step, channel
+        self.stream, self.block, self.step, self.channel, self.frame = stream, block, step, channel, frame
 
     def set(self, **values: str | int) -> None:
         """Update any fields at once and emit `changed` once, only if something changed."""

@@ -5,7 +5,7 @@ The statistics of a stream are read whole when the session opens (a FLUX run: ab
 also finds damaged parts: a stream that cannot be read is left out and an unreadable image or schedule is
 replaced, each with a one-line entry in `problems`; non-finite statistics are shown as gaps (NaN) and named
 there too. Token maps are read per (step, block) chunk and kept in a small LRU; a live recording's session
-grows with `refresh`.
+grows with `refresh`. A video's frames are read once; its token maps are served per frame.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from massivelens.engine.analysis.clusters import latent_frame
 from massivelens.sessions import massive
 from massivelens.sessions.reader import Session, SessionError, open_session
 
@@ -46,6 +47,7 @@ class Pick:
     block: int
     step: int
     channel: int
+    frame: int = 0  # a video's frame (an image is frame 0)
 
 
 class SessionData:
@@ -115,7 +117,8 @@ class SessionData:
         return int(self.info.get("steps", self.steps_done))
 
     @cached_property
-    def grid(self) -> tuple[int, int]:
+    def grid(self) -> tuple[int, ...]:
+        """(h, w), or a video's (frames, h, w) in latent tokens."""
         return self.session.grid
 
     @cached_property
@@ -139,13 +142,51 @@ class SessionData:
     def image(self) -> np.ndarray | None:
         return self.session.image
 
+    # Video ---------------------------------------------------------------------------------------
+    @property
+    def is_video(self) -> bool:
+        return len(self.grid) == 3
+
+    @cached_property
+    def frames(self) -> np.ndarray | None:
+        """A video's frames (F, H, W, 3), read once (81 frames at 480x832: 97 MB); None for an image."""
+        return self.session.frames if self.is_video else None
+
+    @property
+    def frame_count(self) -> int:
+        """Frames the frame slider spans: the video's, or its latent frames until the frames are written."""
+        if not self.is_video:
+            return 1
+        return len(self.frames) if self.frames is not None else self.grid[0]
+
+    def latent_of(self, frame: int) -> int:
+        """The latent frame (of the token maps) that a frame of the slider shows."""
+        if self.frames is None:
+            return frame
+        return latent_frame(frame, len(self.frames), self.grid[0])
+
+    @cached_property
+    def _frame_means(self) -> np.ndarray:
+        """(steps, blocks, k, latent frames): each step's top channels' mean |x| per latent frame, read once."""
+        return self.session.top_frame_mean_abs()[: self.steps_done]
+
+    def frame_means(self, step: int, channel: int) -> np.ndarray:
+        """(blocks, latent frames) mean |x| of one channel at one step; NaN in blocks where it is not in the top-k."""
+        hits = self.stored_top[step] == channel  # (blocks, k)
+        values = self._frame_means[step][np.arange(len(hits)), hits.argmax(axis=1)]
+        return np.where(hits.any(axis=1)[:, None], values, np.nan)
+
+    def picture(self, frame: int = 0) -> np.ndarray | None:
+        """The image, or a video's frame, under the maps."""
+        return self.image if self.frames is None else self.frames[frame]
+
     def refresh(self) -> bool:
         """Catch up with a recording that is still writing this file: True when steps (or the image) arrived.
         Everything read per step is read again; the statistics of a run are small next to its token maps."""
         steps, complete = self.session.steps_done, self.session.complete
         if (steps, complete) == (self.steps_done, self.complete):
             return False
-        for name in ("steps_done", "complete", "timesteps", "stored_top", "image", "info"):
+        for name in ("steps_done", "complete", "timesteps", "stored_top", "image", "frames", "_frame_means", "info"):
             self.__dict__.pop(name, None)
         self._streams.clear()
         self._derived.clear()
@@ -168,6 +209,7 @@ class SessionData:
             block=min(max(selection.block, 0), len(st.blocks) - 1),
             step=min(max(selection.step, 0), self.steps_done - 1),
             channel=min(max(selection.channel, 0), st.mean_abs.shape[2] - 1),
+            frame=min(max(selection.frame, 0), self.frame_count - 1),
         )
 
     def strongest(self) -> dict[str, int] | None:
@@ -263,12 +305,11 @@ class SessionData:
             self.problems.append(f"top channels: {int(bad.sum())} ids out of range (damaged?)")
         return np.where(bad, -1, top)
 
-    def token_map(self, step: int, block: int, channel: int) -> np.ndarray | None:
-        """(h, w) signed map of one image-stream channel; None when it was not recorded."""
+    def token_map(self, step: int, block: int, channel: int, frame: int = 0) -> np.ndarray | None:
+        """(h, w) signed map of one image-stream channel (at a video's frame); None when it was not recorded."""
         hits = np.flatnonzero(self.stored_top[step, block] == channel)
-        if hits.size:
-            return self._top_maps(step, block)[hits[0]]
-        return self.session.token_map(step, block, channel)
+        values = self._top_maps(step, block)[hits[0]] if hits.size else self.session.token_map(step, block, channel)
+        return values[self.latent_of(frame)] if values is not None and self.is_video else values
 
     def _top_maps(self, step: int, block: int) -> np.ndarray:
         key = (step, block)

@@ -16,10 +16,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .frame_controls import FrameControls
 from .remembered import value
 from .selection import Selection
 from .session_data import SessionData
 from .views.cluster_overlay import ClusterOverlay
+from .views.frame_heatmap import FrameHeatmap
 from .views.heatmap import ChannelHeatmap
 from .views.ranking import RankingView
 from .views.step_heatmap import StepHeatmap
@@ -39,6 +41,7 @@ class SessionView(QWidget):
         self.data: SessionData | None = None
         self.heatmap = ChannelHeatmap(selection)
         self.step_heatmap = StepHeatmap(selection)
+        self.frame_heatmap = FrameHeatmap(selection)
         self.ranking = RankingView(selection)
         self.token_map = TokenMapView(selection)
         self.clusters = ClusterOverlay(selection)
@@ -62,6 +65,7 @@ class SessionView(QWidget):
         self.step_label = QLabel()
         self.step_label.setFixedSize(self.step_label.fontMetrics().horizontalAdvance("step 9999 (t=9999)"),
                                      self.step_label.sizeHint().height())  # fixed: no relayout on every step
+        self.frames = FrameControls(self.selection)
         self.block = QSpinBox()
         self.block.valueChanged.connect(lambda value: self.selection.set(block=value))
         self.channel = QSpinBox()
@@ -81,7 +85,8 @@ class SessionView(QWidget):
         bar.setSpacing(2)
         bar.addLayout(_row(("stream", self.stream), ("step", self.step), (None, self.step_label),
                            ("block", self.block), ("channel", self.channel)))
-        bar.addLayout(_row((None, self.log), (None, self.map_mode), ("opacity", self.opacity)))
+        bar.addLayout(_row((None, self.log), (None, self.map_mode), ("opacity", self.opacity),
+                           *((None, widget) for widget in self.frames.widgets())))
         return bar
 
     def _panels(self) -> QSplitter:
@@ -92,8 +97,9 @@ class SessionView(QWidget):
         top.setSizes([350, 340, 370])
         self.bottom = bottom = QSplitter(Qt.Orientation.Horizontal)
         bottom.addWidget(self.step_heatmap)
+        bottom.addWidget(self.frame_heatmap)
         bottom.addWidget(self.ranking)
-        bottom.setSizes([420, 620])
+        bottom.setSizes([320, 320, 400])
         self.panels = panels = QSplitter(Qt.Orientation.Vertical)
         panels.addWidget(top)
         panels.addWidget(bottom)
@@ -115,10 +121,12 @@ class SessionView(QWidget):
         self.opacity.setValue(value(settings, "view/opacity", self.opacity.value(), int))
 
     def figures(self) -> dict[str, QWidget]:
-        """The exportable views by file stem."""
+        """The exportable views by file stem (the block x frame heatmap: video sessions only)."""
+        video = {"frame_heatmap": self.frame_heatmap} if self.data is not None and self.data.is_video else {}
         return {
             "channel_heatmap": self.heatmap,
             "step_heatmap": self.step_heatmap,
+            **video,
             "ranking": self.ranking,
             "token_map": self.token_map,
             "cluster_overlay": self.clusters.figure,
@@ -129,15 +137,19 @@ class SessionView(QWidget):
         self.data = data
         self.header.setText(_describe(data))
         self._configure_controls()
-        for view in (self.heatmap, self.step_heatmap, self.ranking, self.token_map, self.clusters):
+        self.frames.set_data(data)
+        self.frame_heatmap.setVisible(data is not None and data.is_video)
+        for view in (self.heatmap, self.step_heatmap, self.frame_heatmap, self.ranking, self.token_map, self.clusters):
             view.set_data(data)
 
     def refresh(self) -> None:
         """The session grew (a live recording): redraw everything at the current zoom, the step axis refitted."""
         self.header.setText(_describe(self.data))
         self._configure_controls()
+        self.frames.sync()
         self.heatmap._redraw()
         self.step_heatmap._redraw(fit=True)
+        self.frame_heatmap._redraw(fit=True)
         self.ranking.set_data(self.data)
         self.token_map.set_data(self.data)
         self.clusters.set_data(self.data)
@@ -179,6 +191,7 @@ class SessionView(QWidget):
             self.step_label.setText(self.data.step_label(pick.step))
         for widget in widgets:
             widget.blockSignals(False)
+        self.frames.sync()
 
 
 def _row(*widgets: tuple[str | None, QWidget]) -> QHBoxLayout:

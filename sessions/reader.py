@@ -116,7 +116,17 @@ class Session:
 
     @property
     def grid(self) -> tuple[int, ...]:
+        """The token grid: (h, w) for an image, (frames, h, w) in latent tokens for a video."""
         return tuple(int(n) for n in _read(self._file[S.GRID]))
+
+    @property
+    def is_video(self) -> bool:
+        return len(self.grid) == 3
+
+    @property
+    def latent_frames(self) -> int:
+        """Latent frames of a video's token grid; an image is one."""
+        return self.grid[0] if self.is_video else 1
 
     @property
     def streams(self) -> tuple[str, ...]:
@@ -241,8 +251,23 @@ class Session:
         self.set_channels(name, step)
         return self._rows(f"image/{name}_maps", step, decode_maps, block)
 
+    def frame_maps(self, name: str, step: int, block: int, frame: int = 0) -> np.ndarray:
+        """Signed token maps of one channel set at one latent frame, (k, h, w); an image is frame 0."""
+        if not 0 <= frame < self.latent_frames:
+            raise SessionError(f"{self.path}: no latent frame {frame} (frames: {self.latent_frames})")
+        maps = self.set_maps(name, step, block)
+        return maps[:, frame] if self.is_video else maps
+
+    def top_frame_mean_abs(self, step: int | None = None) -> np.ndarray:
+        """Video: mean |x| of each top channel per latent frame, (blocks, k, frames) at one step, or
+        (steps_done, blocks, k, frames); channels as in top_channels, kept at every step in every profile."""
+        if not self.is_video:
+            raise SessionError(f"{self.path}: an image session has no per-frame statistics")
+        return self._rows(f"image/{S.TOP_FRAME_MEAN_ABS}", step, decode_stats)
+
     def token_map(self, step: int, block: int, channel: int) -> np.ndarray | None:
-        """(h, w) map of one channel, from the top-k maps or the full hidden states; None if not recorded."""
+        """Map of one channel on the token grid ((h, w), or (frames, h, w) for a video), from the top-k maps
+        or the full hidden states; None if not recorded."""
         top = self.top_channels(step)[block]
         hits = np.flatnonzero(top == channel)
         if hits.size:
@@ -266,8 +291,23 @@ class Session:
 
     @property
     def image(self) -> np.ndarray | None:
-        """The generated image, uint8 (H, W, 3); None until the run completes (or when the call returned latents)."""
+        """The generated image, uint8 (H, W, 3) (a video's first frame); None until the run completes (or when
+        the call returned latents)."""
         ds = self._file.get(S.IMAGE)
+        if ds is None and S.FRAMES in self._file:
+            return _read(self._file[S.FRAMES], 0)
+        return None if ds is None else _read(ds)
+
+    @property
+    def output_frames(self) -> int:
+        """How many frames the stored video has (0 for an image session or an unfinished one), without reading them."""
+        ds = self._file.get(S.FRAMES)
+        return 0 if ds is None else int(ds.shape[0])
+
+    @property
+    def frames(self) -> np.ndarray | None:
+        """A video's frames, uint8 (frames, H, W, 3); None for an image session or until the run completes."""
+        ds = self._file.get(S.FRAMES)
         return None if ds is None else _read(ds)
 
     def massive(self, rule: str = "topk", stream: str = "image", k: int | None = None) -> dict[str, list[int]]:

@@ -47,7 +47,8 @@ class CallInput:
 
 @dataclass
 class Layout:
-    """Shapes fixed before the first step: blocks per stream, widths, token grid, what the profile keeps."""
+    """Shapes fixed before the first step: blocks per stream, widths, token grid ((h, w), or (frames, h, w)
+    for a video), what the profile keeps."""
 
     blocks: dict[str, list[str]]
     channels: dict[str, int]
@@ -99,3 +100,4 @@ class StepRecord:
     channels: dict[str, np.ndarray]  # channel set ("top", "bottom", "random") -> (image blocks, k) ids
     maps: dict[str, Packed] = field(default_factory=dict)  # set -> (image blocks, k, *grid) maps, at kept steps
     hidden: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)  # (stream, block) -> (tokens, channels)
+    top_frame_mean_abs: np.ndarray | None = None  # video: (image blocks, k, frames), mean |x| per latent frame

@@ -1,9 +1,10 @@
-"""A plain-diffusers script that makes a session's image again: `python reproduce.py OUT.png`.
+"""A plain-diffusers script that makes a session's image again: `python reproduce.py OUT.png`; for a video
+session, its frames: `python reproduce.py OUT_DIR` writes OUT_DIR/0000.png ...
 
 The script imports diffusers, torch and numpy only (never MassiveLens). It loads the model the
 session names, puts back the scheduler the call ran with, and calls the pipeline with the stored
-keyword arguments, array arguments (from `call_inputs.npz` beside it) and generator; the image it
-saves is then bit-identical on the same machine and library versions. What a session could not
+keyword arguments, array arguments (from `call_inputs.npz` beside it) and generator; the image (or
+frames) it saves is then bit-identical on the same machine and library versions. What a session could not
 store (a user's callback, LoRA weights loaded into the pipeline) is named in the script.
 """
 from __future__ import annotations
@@ -37,10 +38,12 @@ def write_reproduction(session: Session, out: Path) -> list[Path]:
 def script(session: Session, call: dict, inputs: dict[str, tuple[np.ndarray, str, str]]) -> str:
     info, setup = session.info, call.get("pipeline", {})
     scheduler = setup.get("scheduler_class", info["scheduler"])
+    output_type = call["kwargs"].get("output_type", call.get("defaults", {}).get("output_type", "pil"))
+    what, usage = ("video", "OUT_DIR (frames as OUT_DIR/0000.png ...)") if session.is_video else ("image", "OUT.png")
     lines = [
-        f'"""Makes image {session.image_index} of {session.images_in_call} of the pipeline call recorded in {session.path.name},',
+        f'"""Makes {what} {session.image_index} of {session.images_in_call} of the pipeline call recorded in {session.path.name},',
         f"with plain diffusers (recorded {info.get('created', '')} with {_versions(info)}).",
-        "On the same machine and library versions the image is bit-identical. Usage: python reproduce.py OUT.png",
+        f"On the same machine and library versions the {what} is bit-identical. Usage: python reproduce.py {usage}",
         '"""',
         "import json",
         "import sys",
@@ -62,12 +65,36 @@ def script(session: Session, call: dict, inputs: dict[str, tuple[np.ndarray, str
         *_input_lines(inputs, call.get("lists", {})),
         *_generator_lines(call.get("generator")),
         "output = pipe(**kwargs)",
-        f"image = (output[0] if isinstance(output, tuple) else output.images)[{session.image_index}]",
-        *_to_uint8(call["kwargs"].get("output_type", call.get("defaults", {}).get("output_type", "pil"))),
-        "Image.fromarray(pixels).save(sys.argv[1] if len(sys.argv) > 1 else 'reproduced.png')",
+        *(_save_frames(session.image_index, output_type) if session.is_video else _save_image(session.image_index, output_type)),
         "",
     ]
     return "\n".join(lines)
+
+
+def _save_image(index: int, output_type: str) -> list[str]:
+    return [
+        f"image = (output[0] if isinstance(output, tuple) else output.images)[{index}]",
+        *_to_uint8(output_type),
+        "Image.fromarray(pixels).save(sys.argv[1] if len(sys.argv) > 1 else 'reproduced.png')",
+    ]
+
+
+def _save_frames(index: int, output_type: str) -> list[str]:
+    """A video's frames as numbered PNGs, converted as the session converted them."""
+    if output_type == "latent":
+        return _to_uint8(output_type)
+    convert = {
+        "np": "(np.asarray(video) * 255).round().astype(np.uint8)",
+        "pt": "(video.detach().float().cpu().permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)",
+    }.get(output_type, "np.stack([np.asarray(frame.convert('RGB')) for frame in video])")
+    return [
+        f"video = (output[0] if isinstance(output, tuple) else output.frames)[{index}]",
+        f"frames = {convert}",
+        "out = Path(sys.argv[1] if len(sys.argv) > 1 else 'reproduced')",
+        "out.mkdir(parents=True, exist_ok=True)",
+        "for i, frame in enumerate(frames):",
+        "    Image.fromarray(frame).save(out / f'{i:04d}.png')",
+    ]
 
 
 def _versions(info: dict) -> str:

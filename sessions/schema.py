@@ -41,7 +41,7 @@ JSON_ATTRS = ("transformer_config", "scheduler_config", "versions", "extra", "to
 # Datasets.
 TIMESTEPS = "timesteps"
 BLOCKS = "blocks"  # BLOCKS/<stream>: block names of that stream, in call order
-GRID = "grid"  # (h, w) of the image-token grid
+GRID = "grid"  # (h, w) of the image-token grid; (frames, h, w) in latent tokens for a video
 MEAN_ABS = "mean_abs"  # <stream>/mean_abs: (steps, blocks, channels)
 MAX_ABS = "max_abs"  # <stream>/max_abs: (steps, blocks, channels)
 MEDIAN_ABS = "median_abs"  # <stream>/median_abs: (steps, blocks)
@@ -51,13 +51,15 @@ MAX_RUN = "max_abs_run"  # <stream>/max_abs_run: (blocks, channels), max over th
 SUN_STEPS = "sun_steps"  # <stream>/sun_steps: (blocks, channels), steps at which Sun et al.'s rule held (v2)
 ROW_STEPS_ATTR = "steps"  # on a dataset that keeps some steps only: the step id of each row (v2 lean, hidden)
 TOP_CHANNELS = "top_channels"  # image/top_channels: (steps, blocks, k), largest mean |x| first
-TOP_MAPS = "top_maps"  # image/top_maps: (steps, blocks, k, h, w), signed values
+TOP_MAPS = "top_maps"  # image/top_maps: (steps, blocks, k, h, w), signed values; (steps, blocks, k, frames, h, w) for a video
+TOP_FRAME_MEAN_ABS = "top_frame_mean_abs"  # video only, image/top_frame_mean_abs: (steps, blocks, k, frames)
 # Optional control sets for the paper's comparisons, stored as image/<set>_channels and image/<set>_maps:
 # "bottom" = the k smallest mean |x| (smallest first), "random" = k channels drawn once per block.
 CONTROL_SETS = ("bottom", "random")
 HIDDEN = "hidden"  # hidden/<stream>/<block>: (len(steps attr), tokens, channels)
 HIDDEN_STEPS_ATTR = ROW_STEPS_ATTR
 IMAGE = "output/image"  # (H, W, 3) uint8
+FRAMES = "output/frames"  # video only: (frames, H, W, 3) uint8
 CALL = "call"  # scalar JSON string: the pipeline call as made (v2), see SCHEMA.md
 CALL_INPUTS = "call_inputs"  # call_inputs/<argument>: array arguments of the call (latents, embeddings, images)
 INPUT_KIND_ATTR = "kind"  # "tensor" (with its torch dtype in INPUT_DTYPE_ATTR), "array" or "pil"

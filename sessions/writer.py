@@ -75,7 +75,9 @@ class SessionWriter:
         n, k = len(layout.blocks["image"]), self.k
         for name in ("top", *layout.control_sets):
             self._by_step_dataset(f"image/{name}_channels", (n, k), np.int32, fill=-1)
-            self._kept_dataset(f"image/{name}_maps", (n, k, *layout.grid), np.int16, fill=0, scale_shape=(n, k))
+            self._kept_dataset(f"image/{name}_maps", (n, k, *layout.grid), np.int16, fill=0, scale_shape=(n, k, *layout.grid[:-2]))
+        if len(layout.grid) == 3:
+            self._by_step_dataset(f"image/{S.TOP_FRAME_MEAN_ABS}", (n, k, layout.grid[0]), np.float32)
 
     @property
     def k(self) -> int:
@@ -134,6 +136,8 @@ class SessionWriter:
             f[f"image/{name}_channels"][s] = channels
         for name, packed in record.maps.items():
             self._put(f"image/{name}_maps", s, packed)
+        if record.top_frame_mean_abs is not None:
+            f[f"image/{S.TOP_FRAME_MEAN_ABS}"][s] = record.top_frame_mean_abs
         for (stream, block), values in record.hidden.items():
             self._hidden_dataset(stream, block, values)[self.layout.hidden_steps.index(s)] = values
         f.flush()
@@ -165,7 +169,9 @@ class SessionWriter:
             n, c = len(names), layout.channels[stream]
             total += kept * n * c * 2 * stat_bytes + steps * n * 8 + n * c * 10
         n, k, tokens = len(layout.blocks["image"]), self.k, int(np.prod(layout.grid))
-        total += (1 + len(layout.control_sets)) * (steps * n * k * 4 + kept * n * k * (tokens * 2 + 4))
+        frames = int(np.prod(layout.grid[:-2]))  # a video's latent frames: a map scale each; an image: 1
+        total += (1 + len(layout.control_sets)) * (steps * n * k * 4 + kept * n * k * (tokens * 2 + 4 * frames))
+        total += steps * n * k * frames * 4 if len(layout.grid) == 3 else 0  # per-frame means of the top channels
         hidden = sum(layout.channels[s] for s in layout.blocks) * tokens * 4 * len(layout.hidden_steps) * len(layout.hidden_blocks)
         return total + hidden
 
@@ -179,8 +185,8 @@ class SessionWriter:
 
     # End -----------------------------------------------------------------------------------------
     def finish(self, image: np.ndarray | None) -> None:
-        """Store the final image (None when the call returned latents), record the steps actually run
-        and the image size, and mark the session complete."""
+        """Store the final image, or a video's frames (F, H, W, 3) (None when the call returned latents),
+        record the steps actually run and the image size, and mark the session complete."""
         f = self._file
         done = int(f.attrs[S.ATTR_STEPS_DONE])
         if done != f[S.TIMESTEPS].shape[0]:
@@ -189,8 +195,8 @@ class SessionWriter:
         f.attrs["steps"] = done
         if image is not None:
             self._check_space(image.nbytes, "the image")
-            f.create_dataset(S.IMAGE, data=np.asarray(image, dtype=np.uint8))
-            f.attrs["height"], f.attrs["width"] = (int(n) for n in image.shape[:2])
+            f.create_dataset(S.FRAMES if image.ndim == 4 else S.IMAGE, data=np.asarray(image, dtype=np.uint8))
+            f.attrs["height"], f.attrs["width"] = (int(n) for n in image.shape[-3:-1])
         f.flush()
         self._file.attrs[S.ATTR_COMPLETE] = True
         self.close()
@@ -222,6 +228,7 @@ def _record_bytes(record: StepRecord) -> int:
     arrays = [a for stats in record.stats.values() for a in (stats.median_abs, stats.mean_run, stats.max_run, stats.sun_steps)]
     arrays += [p.values for stats in record.stats.values() for p in (stats.mean_abs, stats.max_abs) if p is not None]
     arrays += [p.values for p in record.maps.values()] + list(record.channels.values()) + list(record.hidden.values())
+    arrays += [] if record.top_frame_mean_abs is None else [record.top_frame_mean_abs]
     return int(sum(np.asarray(a).nbytes for a in arrays))
 
 

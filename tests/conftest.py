@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from tests.tiny_pipelines import build_tiny_pipeline
+from tests.tiny_video_pipelines import build_tiny_video_pipeline
 
 # The test machines share a few cores between workers; one thread also keeps CPU runs reproducible.
 torch.set_num_threads(1)
@@ -23,6 +24,20 @@ def tiny_pipelines(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], 
     def get(arch: str) -> Path:
         if arch not in built:
             built[arch] = build_tiny_pipeline(arch, root / arch)
+        return built[arch]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_video_pipelines(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """Returns `get(arch) -> folder` for the tiny video pipelines, each built once per test session."""
+    root = tmp_path_factory.mktemp("tiny_video_pipelines")
+    built: dict[str, Path] = {}
+
+    def get(arch: str) -> Path:
+        if arch not in built:
+            built[arch] = build_tiny_video_pipeline(arch, root / arch)
         return built[arch]
 
     return get

@@ -122,7 +122,7 @@ def float_step(layout: Layout, step: int, timestep: float, stats: dict, channels
             np.asarray(run["sun"], np.uint16), _packed_stats(mean, layout) if keep else None,
             _packed_stats(peak, layout) if keep else None,
         )
-    packed_maps = {name: Packed(*encode_maps(values, len(layout.grid))) for name, values in maps.items()} if keep else {}
+    packed_maps = {name: Packed(*encode_maps(values, 2)) for name, values in maps.items()} if keep else {}  # a scale per (latent) frame
     return StepRecord(step, timestep, out, channels, packed_maps, hidden or {})
 
 

@@ -24,8 +24,10 @@ class ClipScorer:
 
     @torch.inference_mode()
     def _image(self, image: np.ndarray) -> torch.Tensor:
-        pixels = self.processor(images=[image], return_tensors="pt")["pixel_values"].to(self.device)
-        return _unit(self.model.get_image_features(pixel_values=pixels))
+        """An image's embedding; a video's (F, H, W, 3) is the normalised mean of its frames' embeddings."""
+        frames = list(image) if image.ndim == 4 else [image]
+        pixels = self.processor(images=frames, return_tensors="pt")["pixel_values"].to(self.device)
+        return _unit(_unit(self.model.get_image_features(pixel_values=pixels)).mean(dim=0, keepdim=True))
 
     @torch.inference_mode()
     def _text(self, text: str) -> torch.Tensor:

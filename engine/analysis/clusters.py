@@ -2,7 +2,9 @@
 
 Image tokens restricted to k channels, each channel min-max normalised across tokens, clustered
 with KMeans; the foreground is the cluster with the larger mean summed normalised score.
-Works on the token maps a session recorded, so no model is needed.
+Works on the token maps a session recorded, so no model is needed. A video's tokens are clustered
+over the whole clip at once, so every latent frame's mask has the same meaning, and scored frame by
+frame against per-frame masks.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from massivelens.sessions.reader import Session, open_session
+
+from ..errors import BadRequest
 
 
 @cache
@@ -26,7 +30,7 @@ def _threads():
 
 
 def normalise(maps: np.ndarray) -> np.ndarray:
-    """(k, h, w) -> (tokens, k), each channel scaled to [0, 1] across tokens (constant channels -> 0)."""
+    """(k, *grid) -> (tokens, k), each channel scaled to [0, 1] across tokens (constant channels -> 0)."""
     x = maps.reshape(maps.shape[0], -1).T.astype(np.float64)
     low, high = x.min(axis=0), x.max(axis=0)
     span = np.where(high > low, high - low, 1.0)
@@ -34,13 +38,14 @@ def normalise(maps: np.ndarray) -> np.ndarray:
 
 
 def cluster_tokens(maps: np.ndarray, n_clusters: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Cluster labels (h, w), and the foreground mask (h, w): the cluster of highest mean summed score."""
+    """Cluster labels and the foreground mask (the cluster of highest mean summed score) on the maps'
+    grid: (h, w) for an image's maps (k, h, w), (frames, h, w) for a video's (k, frames, h, w)."""
     labels, means = _kmeans(maps, n_clusters, seed)
     return labels, labels == int(np.argmax(means)) if np.isfinite(means).any() else np.zeros(labels.shape, bool)
 
 
 def ranked_clusters(maps: np.ndarray, n_clusters: int = 2, seed: int = 0) -> np.ndarray:
-    """(K, h, w) masks of the clusters by mean summed score, highest first: [0] is the paper's foreground, the
+    """(K, *grid) masks of the clusters by mean summed score, highest first: [0] is the paper's foreground, the
     rest are what a reader may prefer to call the subject when the rule picks the background."""
     labels, means = _kmeans(maps, n_clusters, seed)
     order = np.argsort(-np.asarray(means), kind="stable")
@@ -48,20 +53,20 @@ def ranked_clusters(maps: np.ndarray, n_clusters: int = 2, seed: int = 0) -> np.
 
 
 def _kmeans(maps: np.ndarray, n_clusters: int, seed: int) -> tuple[np.ndarray, list[float]]:
-    """Labels (h, w) and each cluster's mean summed normalised score (-inf for an empty cluster)."""
-    k, h, w = maps.shape
+    """Labels on the maps' grid and each cluster's mean summed normalised score (-inf for an empty cluster)."""
+    grid = maps.shape[1:]
     if not np.isfinite(maps).all():
         raise ValueError("the token maps hold non-finite values (a damaged session?); they are not clustered")
     x = normalise(maps)
     if np.ptp(x, axis=0).max() == 0:  # nothing to separate: every token looks the same
-        return np.zeros((h, w), np.int64), [-np.inf] * n_clusters
+        return np.zeros(grid, np.int64), [-np.inf] * n_clusters
     from sklearn.cluster import KMeans
 
     with _threads().limit(limits=1):
         labels = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit_predict(x)
     scores = x.sum(axis=1)
     means = [float(scores[labels == c].mean()) if np.any(labels == c) else -np.inf for c in range(n_clusters)]
-    return labels.reshape(h, w), means
+    return labels.reshape(grid), means
 
 
 def upsample(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -83,6 +88,22 @@ def mask_iou(token_mask: np.ndarray, pixel_mask: np.ndarray) -> float:
     return iou(upsample(token_mask, pixel_mask.shape), pixel_mask.astype(bool))
 
 
+def latent_frame(frame: int, frames: int, latent_frames: int) -> int:
+    """The latent frame an output frame decodes from. Video VAEs keep the first frame alone and pack
+    each following group of (frames - 1) / (latent frames - 1) frames into one latent frame (4 for Wan,
+    HunyuanVideo and CogVideoX, 8 for LTX-Video)."""
+    if latent_frames == 1 or frame == 0:
+        return 0
+    per_latent = (frames - 1) / (latent_frames - 1)
+    return min(latent_frames - 1, int(np.ceil(frame / per_latent)))
+
+
+def frame_ious(token_masks: np.ndarray, pixel_masks: np.ndarray) -> list[float]:
+    """IoU of each output frame's mask (frames, H, W) against its latent frame's token mask (latent frames, h, w)."""
+    frames, latent = len(pixel_masks), len(token_masks)
+    return [mask_iou(token_masks[latent_frame(f, frames, latent)], pixel_masks[f]) for f in range(frames)]
+
+
 @dataclass
 class ClusterRow:
     session: str
@@ -90,10 +111,12 @@ class ClusterRow:
     step: int
     strategy: str
     iou: float
+    frame: int | None = None  # a video's output frame; None for an image
 
 
 def session_masks(session: Session, step: int, block: int, n_clusters: int = 2) -> dict[str, np.ndarray]:
-    """Foreground token mask per recorded channel set ("top", and "bottom"/"random" when recorded)."""
+    """Foreground token mask per recorded channel set ("top", and "bottom"/"random" when recorded); a
+    video's masks are (latent frames, h, w)."""
     return {name: cluster_tokens(session.set_maps(name, step, block), n_clusters)[1] for name in session.channel_sets}
 
 
@@ -105,15 +128,32 @@ def default_step(session: Session) -> int:
 def evaluate(
     sessions: list[Path], references: list[np.ndarray], step: int | None = None, n_clusters: int = 2
 ) -> list[ClusterRow]:
-    """IoU of every block's foreground mask, per channel set, against each session's reference mask."""
+    """IoU of every block's foreground mask, per channel set, against each session's reference mask:
+    one (H, W) mask for an image, one per output frame (frames, H, W) for a video (a row per frame)."""
     rows = []
     for path, reference in zip(sessions, references, strict=True):
         with open_session(path) as s:
+            _check_reference(s, reference)
             at = default_step(s) if step is None else step
             for b, name in enumerate(s.blocks("image")):
                 for strategy, mask in session_masks(s, at, b, n_clusters).items():
-                    rows.append(ClusterRow(path.name, name, at, strategy, mask_iou(mask, reference)))
+                    if not s.is_video:
+                        rows.append(ClusterRow(path.name, name, at, strategy, mask_iou(mask, reference)))
+                        continue
+                    rows += [ClusterRow(path.name, name, at, strategy, value, f) for f, value in enumerate(frame_ious(mask, reference))]
     return rows
+
+
+def _check_reference(session: Session, reference: np.ndarray) -> None:
+    """A video needs one mask per output frame, an image one mask."""
+    if not session.is_video:
+        if reference.ndim != 2:
+            raise BadRequest(f"{session.path.name} is an image: give one mask image, not a folder of frame masks")
+        return
+    frames = session.output_frames
+    if reference.ndim != 3 or (frames and len(reference) != frames):
+        got = f"{len(reference)} frame masks" if reference.ndim == 3 else "one mask image"
+        raise BadRequest(f"{session.path.name} is a video of {frames} frames: give a folder of {frames} frame masks, got {got}")
 
 
 def miou_by_block(rows: list[ClusterRow]) -> list[dict]:

@@ -1,5 +1,6 @@
-"""Image quality measures for probes and transport: pixel distances for any model, and the
-world reader's attribute and mask scores for the embedded model."""
+"""Image quality measures for probes and transport: pixel distances for any model (per frame and over
+the clip for videos, and a video's temporal consistency), and the world reader's attribute and mask
+scores for the embedded model."""
 from __future__ import annotations
 
 import math
@@ -15,13 +16,25 @@ PSNR_IDENTICAL = 100.0  # dB reported for identical images, so tables and JSON s
 
 
 def mse(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean squared error of two uint8 images on the [0, 1] scale."""
+    """Mean squared error of two uint8 images (or clips) on the [0, 1] scale."""
     return float(np.mean((a.astype(np.float64) / 255 - b.astype(np.float64) / 255) ** 2))
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     error = mse(a, b)
     return PSNR_IDENTICAL if error == 0 else min(PSNR_IDENTICAL, 10 * math.log10(1.0 / error))
+
+
+def frame_psnr(a: np.ndarray, b: np.ndarray) -> list[float]:
+    """PSNR of each frame of clip `a` (F, H, W, 3) against the same frame of `b`."""
+    return [psnr(x, y) for x, y in zip(a, b, strict=True)]
+
+
+def temporal_consistency(frames: np.ndarray) -> float | None:
+    """Mean PSNR between consecutive frames (F, H, W, 3): higher is steadier; None for one frame."""
+    if len(frames) < 2:
+        return None
+    return float(np.mean([psnr(x, y) for x, y in zip(frames, frames[1:])]))
 
 
 def uses_world(model: str) -> bool:

@@ -4,7 +4,9 @@ For each prompt and seed, a baseline generation is recorded (it ranks the channe
 block by mean |x| over image tokens and steps); then the image is regenerated with k channels
 set to zero (or their mean) at the chosen blocks, for k in a list and three strategies: the top-k
 channels, the bottom-k, and random draws. Each result is scored against the baseline (MSE, PSNR)
-and, on the embedded model, by the world reader (all-attributes accuracy, subject-mask IoU).
+and, on the embedded model, by the world reader (all-attributes accuracy, subject-mask IoU). A video
+is scored on the whole clip, per frame, and by its temporal consistency (mean PSNR between
+consecutive frames).
 """
 from __future__ import annotations
 
@@ -26,12 +28,12 @@ from ..core.calls import output_images
 from ..defaults import PROBE_KS, STRATEGIES
 from ..errors import BadRequest
 from ..generation import Generation, call_kwargs, resolve
-from ..imaging import save_png
 from ..jobs import RecordRequest, record, run
 from ..loading import ModelSpec, load_pipeline
+from ..video_files import save_output
 from .clip_score import ClipScorer
 from .clusters import iou
-from .metrics import mse, psnr, uses_world, world_score
+from .metrics import frame_psnr, mse, psnr, temporal_consistency, uses_world, world_score
 
 
 @dataclass
@@ -50,6 +52,7 @@ class ProbeRequest:
     guidance: float | None = None
     height: int | None = None
     width: int | None = None
+    frames: int | None = None  # a video pipeline's num_frames
     clip: str | None = None  # a CLIP model (hub id or folder): adds each image's similarity to its prompt
 
 
@@ -67,6 +70,20 @@ class ProbeRow:
     mask_iou: float | None
     image: str
     clip: float | None = None
+    temporal: float | None = None  # a video's mean PSNR between consecutive frames
+
+
+@dataclass
+class FrameRow:
+    """One frame of one probe video: its PSNR against the same frame of the baseline."""
+
+    prompt_index: int
+    seed: int
+    strategy: str
+    k: int
+    draw: int
+    frame: int
+    psnr: float
 
 
 @dataclass
@@ -75,6 +92,8 @@ class ProbeResult:
     rows: list[ProbeRow]
     baseline_accuracy: float | None
     sessions: list[Path]
+    frame_rows: list[FrameRow] = field(default_factory=list)  # videos only
+    baseline_temporal: float | None = None  # videos: the baselines' mean temporal consistency
 
     def summary(self) -> list[dict]:
         """Mean, spread (std) and standard error of the mean per (strategy, k) over prompts, seeds and draws."""
@@ -83,7 +102,7 @@ class ProbeResult:
             for k in sorted({r.k for r in self.rows if r.strategy == strategy}):
                 group = [r for r in self.rows if r.strategy == strategy and r.k == k]
                 entry = {"strategy": strategy, "k": k, "n": len(group)}
-                for name in ("accuracy", "psnr", "mse", "mask_iou", "clip"):
+                for name in ("accuracy", "psnr", "mse", "mask_iou", "clip", "temporal"):
                     values = [getattr(r, name) for r in group if getattr(r, name) is not None]
                     entry[name] = float(np.mean(values)) if values else None
                     entry[f"{name}_std"] = float(np.std(values)) if values else None
@@ -121,18 +140,20 @@ def probe(
     (request.out / "images").mkdir(parents=True, exist_ok=True)
     plan = [(s, k, d) for s in request.strategies for k in request.ks for d in range(request.draws if s == "random" else 1)]
     total, done = len(request.prompts) * len(request.seeds) * (1 + len(plan)), 0
-    rows, sessions, baseline_scores = [], [], []
+    rows, frame_rows, sessions, baseline_scores, baseline_temporal = [], [], [], [], []
     for index, prompt in enumerate(request.prompts):
         for seed in request.seeds:
             gen = resolve(request.spec.model, prompt, request.negative_prompt, seed,
-                          request.steps, request.guidance, request.height, request.width)
+                          request.steps, request.guidance, request.height, request.width, request.frames)
             session = record(_baseline_request(request, gen, index), cancel=cancel)
             sessions.append(session)
             with open_session(session) as s:
-                baseline, mean = s.image, s.mean_abs_run("image")
+                baseline, mean = (s.frames if s.is_video else s.image), s.mean_abs_run("image")
             base_score = world_score(prompt, baseline) if world else None
             if base_score:
                 baseline_scores.append(base_score.accuracy)
+            if baseline.ndim == 4 and len(baseline) > 1:
+                baseline_temporal.append(temporal_consistency(baseline))
             done += 1
             for strategy, k, draw in plan:
                 if progress:
@@ -140,8 +161,7 @@ def probe(
                 ids = choose_channels(strategy, mean, k, np.random.default_rng([seed, k, draw]))
                 channels = {n: [int(c) for c in ids[i]] for i, n in enumerate(names) if n in chosen}
                 image = zeroed_image(pipe, gen, channels, request.mode, cancel)
-                name = f"{index:03d}-seed{seed}-{strategy}-k{k}-d{draw}.png"
-                save_png(image, request.out / "images" / name)
+                name = save_output(image, request.out / "images" / f"{index:03d}-seed{seed}-{strategy}-k{k}-d{draw}.png")[0].name
                 score = world_score(prompt, image) if world else None
                 rows.append(ProbeRow(
                     index, prompt, seed, strategy, k, draw, mse(image, baseline), psnr(image, baseline),
@@ -149,16 +169,20 @@ def probe(
                     iou(score.mask, base_score.mask) if score else None,
                     name,
                     clip.scores(image, "", prompt)["target_prompt"] if clip else None,
+                    temporal_consistency(image) if image.ndim == 4 else None,
                 ))
+                if image.ndim == 4:
+                    frame_rows += [FrameRow(index, seed, strategy, k, draw, f, value) for f, value in enumerate(frame_psnr(image, baseline))]
                 done += 1
     if progress:
         progress(total, total, "done")
     baseline_accuracy = float(np.mean(baseline_scores)) if baseline_scores else None
-    return ProbeResult(request.spec.model, rows, baseline_accuracy, sessions)
+    temporal = float(np.mean(baseline_temporal)) if baseline_temporal else None
+    return ProbeResult(request.spec.model, rows, baseline_accuracy, sessions, frame_rows, temporal)
 
 
 def zeroed_image(pipe, gen: Generation, channels: dict[str, list[int]], mode: str, cancel: CancelToken | None = None) -> np.ndarray:
-    """The generation's image with those channels zeroed (or set to their mean) at every step."""
+    """The generation's image (a video's frames) with those channels zeroed (or set to their mean) at every step."""
     with zero_channels(pipe, channels, mode=mode, cancel=cancel):
         return output_images(run(pipe, call_kwargs(pipe, gen)), 1, "pil")[0]
 
@@ -180,17 +204,21 @@ def _baseline_request(request: ProbeRequest, gen, index: int) -> RecordRequest:
     return RecordRequest(
         prompt=gen.prompt, out=request.out / "sessions" / f"{index:03d}-seed{gen.seed}.h5", model=spec.model,
         negative_prompt=gen.negative_prompt, seed=gen.seed, steps=gen.steps, guidance=gen.guidance,
-        height=gen.height, width=gen.width, k=max(request.ks), dtype=spec.dtype, device=spec.device,
+        height=gen.height, width=gen.width, frames=gen.frames, k=max(request.ks), dtype=spec.dtype, device=spec.device,
         offload=spec.offload, control_sets=("bottom", "random"), overwrite=True,
     )
 
 
-def write_tables(result: ProbeResult, out: Path) -> tuple[Path, Path]:
-    """probe.csv (one row per generation) and probe_summary.csv (per strategy and k)."""
-    rows_path, summary_path = out / "probe.csv", out / "probe_summary.csv"
+def write_tables(result: ProbeResult, out: Path) -> tuple[Path, ...]:
+    """probe.csv (one row per generation), probe_summary.csv (per strategy and k) and, for videos,
+    probe_frames.csv (one row per frame of each generation)."""
+    rows_path, summary_path, frames_path = out / "probe.csv", out / "probe_summary.csv", out / "probe_frames.csv"
     _write_csv(rows_path, [asdict(r) for r in result.rows])
     _write_csv(summary_path, result.summary())
-    return rows_path, summary_path
+    if not result.frame_rows:
+        return rows_path, summary_path
+    _write_csv(frames_path, [asdict(r) for r in result.frame_rows])
+    return rows_path, summary_path, frames_path
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:

@@ -7,7 +7,8 @@ source is another prompt with the same seed (prompt interpolation) or a referenc
 into a trajectory by `engine.inversion` (subject-driven generation). Nothing is trained.
 
 Every generation is a session: the plain target and source runs under out/sessions, and one
-result per alpha whose `extra` names its source, target and settings.
+result per alpha whose `extra` names its source, target and settings. On a video pipeline the
+masks and replacements span every latent frame, and each image is the video's frames.
 """
 from __future__ import annotations
 
@@ -71,12 +72,13 @@ class TransportRequest:
     guidance: float | None = None
     height: int | None = None
     width: int | None = None
+    frames: int | None = None  # a video pipeline's num_frames
 
 
 @dataclass
 class AlphaResult:
     alpha: float
-    image: np.ndarray
+    image: np.ndarray  # (H, W, 3), or a video's frames (F, H, W, 3)
     session: Path
 
 
@@ -146,7 +148,7 @@ def step_window(window: tuple[int | None, int | None], steps: int) -> tuple[int,
 
 
 def token_mask(mode: str, source: np.ndarray, target: np.ndarray) -> np.ndarray | None:
-    """The (h, w) token mask for a mask mode from the two foregrounds; None = every token."""
+    """The token mask ((h, w), a video's (frames, h, w)) for a mask mode from the two foregrounds; None = every token."""
     masks = {"source": source, "target": target, "union": source | target, "all": None}
     if mode not in masks:
         raise BadRequest(f"unknown mask {mode!r}; use {', '.join(MASK_MODES)}")
@@ -175,7 +177,7 @@ def intervention(
     channels: dict[str, list[int]], window: tuple[int, int], mask: np.ndarray | None, alpha: float, source: ValueSource
 ) -> Intervention:
     """The replacement one result runs with: source values of the channels, in the window and mask, blended by alpha."""
-    tokens = None if mask is None else torch.from_numpy(mask.reshape(-1))  # row-major, as the token maps are
+    tokens = None if mask is None else torch.from_numpy(mask.reshape(-1))  # row-major (frame-major), as the tokens are
     return Intervention(channels, "replace", steps=range(*window), token_mask=tokens, alpha=alpha, source=source)
 
 
@@ -252,7 +254,7 @@ def _resolve(pipe, request: TransportRequest) -> Generation:
     """The target's settings, made concrete: the step window and a reference image need the number
     of steps and the size. Source and target share every setting but the prompt, the seed included."""
     gen = resolve(request.spec.model, request.target_prompt, request.negative_prompt, request.seed,
-                  request.steps, request.guidance, request.height, request.width)
+                  request.steps, request.guidance, request.height, request.width, request.frames)
     height, width = default_size(pipe, gen)
     return replace(gen, steps=default_steps(pipe, gen), height=height, width=width)
 
@@ -274,7 +276,7 @@ def _record(request: TransportRequest, gen: Generation, name: str) -> RecordRequ
     spec = request.spec
     return RecordRequest(
         prompt=gen.prompt or NO_CAPTION, out=request.out / name, model=spec.model, negative_prompt=gen.negative_prompt,
-        seed=gen.seed, steps=gen.steps, guidance=gen.guidance, height=gen.height, width=gen.width,
+        seed=gen.seed, steps=gen.steps, guidance=gen.guidance, height=gen.height, width=gen.width, frames=gen.frames,
         k=request.k, dtype=spec.dtype, device=spec.device, offload=spec.offload, overwrite=True,
     )
 
@@ -303,5 +305,6 @@ def _extra(request: TransportRequest, source: Generation, blocks: list[str], win
 
 
 def _image(session: Path) -> np.ndarray:
+    """The session's image, or its video's frames."""
     with open_session(session) as s:
-        return s.image
+        return s.frames if s.is_video else s.image

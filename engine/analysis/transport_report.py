@@ -2,7 +2,9 @@
 
 Shared by the CLI and the app so `transport.json` means one thing. Attribute transfer needs the
 embedded model's world reader; smoothness (1 - Gini of distances between consecutive images, as
-AID defines it) works for any model, with pixel RMS distance standing in for LPIPS.
+AID defines it) works for any model, with pixel RMS distance standing in for LPIPS. A video result is
+saved as its first frame (PNG, the strip's cell) and the clip (GIF), and scored on the whole clip,
+plus its temporal consistency.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from PIL import Image
 
 from ..imaging import image_grid, save_png
 from ..shapes.world import ATTRIBUTES, parse_caption
-from .metrics import mse, psnr, uses_world, world_image
+from ..video_files import save_output
+from .metrics import mse, psnr, temporal_consistency, uses_world, world_image
 from .transport import TransportResult
 
 REPORT = "transport.json"
@@ -76,7 +79,7 @@ def strip(result: TransportResult, cell: int = 128) -> Image.Image:
     """One row: the source (reference or source prompt's image), each alpha's result, in order."""
     first = result.reference if result.reference is not None else result.source_image
     label = "reference" if result.reference is not None else "source"
-    return image_grid([[first, *(r.image for r in result.results)]], ["transport"],
+    return image_grid([[_still(first), *(_still(r.image) for r in result.results)]], ["transport"],
                       [label, *(f"alpha {r.alpha:g}" for r in result.results)], cell=cell)
 
 
@@ -94,6 +97,9 @@ def summary(result: TransportResult, clip=None) -> dict:
                "session": str(r.session.relative_to(request.out))}
         if clip is not None:
             row["clip"] = clip.scores(r.image, result.source_prompt, result.target_prompt, result.reference)
+        if r.image.ndim == 4:
+            row["video"] = Path(row["image"]).with_suffix(".gif").name
+            row["temporal"] = temporal_consistency(r.image)
         rows.append(row)
     source = {"prompt": request.source_prompt} if request.source_image is None else {
         "image": str(request.source_image), "caption": request.source_caption, "inversion": request.inversion,
@@ -119,9 +125,9 @@ def save(result: TransportResult, clip=None) -> tuple[list[Path], dict]:
     """Result images, source/target (and reference) images, strip.png and transport.json in
     request.out; returns the files written and the summary."""
     out = result.request.out
-    written = [save_png(r.image, out / _image_name(i, r.alpha)) for i, r in enumerate(result.results)]
-    written.append(save_png(result.target_image, out / "target.png"))
-    written.append(save_png(result.source_image, out / "source.png"))
+    names = [_image_name(i, r.alpha) for i, r in enumerate(result.results)] + ["target.png", "source.png"]
+    images = [r.image for r in result.results] + [result.target_image, result.source_image]
+    written = [path for image, name in zip(images, names) for path in save_output(image, out / name)]
     if result.reference is not None:
         written.append(save_png(result.reference, out / "reference.png"))
     written.append(save_png(strip(result), out / STRIP))
@@ -133,3 +139,8 @@ def save(result: TransportResult, clip=None) -> tuple[list[Path], dict]:
 
 def _image_name(index: int, alpha: float) -> str:
     return f"result-{index:02d}-alpha{alpha:g}.png"
+
+
+def _still(image: np.ndarray) -> np.ndarray:
+    """An image, or a video's first frame."""
+    return image[0] if image.ndim == 4 else image

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from dataclasses import dataclass
 from typing import Callable, Literal
 
@@ -17,7 +18,7 @@ import torch
 from ..errors import EngineError
 from .tokens import STREAM_OF_ROLE, Tokens, merge_image_stream, plain_tokens, split_image_stream, tokens_from_ids
 
-Grid = tuple[int, int]
+Grid = tuple[int, ...]  # (h, w) of an image's tokens, (frames, h, w) of a video's, in latent tokens
 Streams = dict[str, torch.Tensor]
 
 # Where a transformer's forward takes the denoising time, in the order they are looked up.
@@ -123,10 +124,11 @@ def _forward_signature(cls: type) -> inspect.Signature:
 
 
 def timestep_of(arguments: dict) -> float | None:
-    """The call's denoising time (its first value), or None when the forward takes none."""
+    """The call's denoising time (its largest value: image-to-video pipelines give the conditioning frame's
+    tokens timestep 0, LTX-Video and Wan 2.2 TI2V), or None when the forward takes none."""
     for name in TIMESTEP_ARGUMENTS:
         if arguments.get(name) is not None:
-            return float(torch.as_tensor(arguments[name]).flatten()[0])
+            return float(torch.as_tensor(arguments[name]).flatten().max())
     return None
 
 
@@ -290,6 +292,39 @@ def _from_latents_and_context(transformer, arguments: dict) -> Tokens:
     return Tokens.from_images(tokens.batch, [tokens.grid, *refs], generated=0)
 
 
+def _video_tokens(transformer, batch: int, frames: int, h: int, w: int) -> Tokens:
+    """A video's (frames, h, w) token grid after the transformer's patches: one tuple (Wan) or `patch_size`
+    with `patch_size_t` (None: 1); frames round up, as CogVideoX 1.5 pads them."""
+    config = transformer.config
+    if isinstance(config.patch_size, (list, tuple)):
+        pt, ph, pw = (int(p) for p in config.patch_size)
+    else:
+        pt, ph, pw = int(getattr(config, "patch_size_t", None) or 1), int(config.patch_size), int(config.patch_size)
+    return plain_tokens(batch, (math.ceil(int(frames) / pt), int(h) // ph, int(w) // pw))
+
+
+def _from_video(transformer, arguments: dict) -> Tokens:
+    """Video latents (B, C, F, H, W) patchified inside the transformer (Wan, HunyuanVideo)."""
+    hidden = _hidden(arguments)
+    if hidden.ndim != 5:
+        raise ValueError(f"expected (batch, channels, frames, height, width) latents, got {tuple(hidden.shape)}")
+    return _video_tokens(transformer, int(hidden.shape[0]), *hidden.shape[-3:])
+
+
+def _from_frames_first(transformer, arguments: dict) -> Tokens:
+    """Video latents (B, F, C, H, W) patchified inside the transformer (CogVideoX)."""
+    hidden = _hidden(arguments)
+    if hidden.ndim != 5:
+        raise ValueError(f"expected (batch, frames, channels, height, width) latents, got {tuple(hidden.shape)}")
+    return _video_tokens(transformer, int(hidden.shape[0]), hidden.shape[1], *hidden.shape[-2:])
+
+
+def _from_sizes(transformer, arguments: dict) -> Tokens:
+    """Packed video latents whose token grid is passed as num_frames, height, width (LTX-Video)."""
+    hidden = _packed(arguments)
+    return plain_tokens(int(hidden.shape[0]), (int(arguments["num_frames"]), int(arguments["height"]), int(arguments["width"])))
+
+
 # In the order inference tries them: readers of specific arguments first, plain latents last.
 GRID_READERS: dict[str, Callable[[torch.nn.Module, dict], Tokens]] = {
     "ids": _from_ids,
@@ -299,6 +334,9 @@ GRID_READERS: dict[str, Callable[[torch.nn.Module, dict], Tokens]] = {
     "shapes": _from_shapes,
     "padded_list": _from_padded_list,
     "context_latents": _from_latents_and_context,
+    "sizes": _from_sizes,
+    "video": _from_video,
+    "frames_first": _from_frames_first,
     "padded_latents": _from_padded_latents,
     "latents": _from_latents,
 }
@@ -390,6 +428,17 @@ ADAPTERS: dict[str, Adapter] = {
             "ids",
         ),
         Adapter("DiTTransformer2DModel", (_BLOCKS_IMAGE,), "batched", "latents", cond_first=True),
+        # Video: Wan's and LTX's blocks return the video tokens alone (text enters by cross-attention).
+        Adapter("WanTransformer3DModel", (BlockList("blocks", "block"),), "sequential", "video"),
+        Adapter("LTXVideoTransformer3DModel", (_BLOCKS_IMAGE,), "batched", "sizes"),
+        Adapter(
+            "HunyuanVideoTransformer3DModel",
+            (BlockList("transformer_blocks", "double", image=0, text=1),
+             BlockList("single_transformer_blocks", "single", image=0, text=1)),
+            "sequential",
+            "video",
+        ),
+        Adapter("CogVideoXTransformer3DModel", (BlockList("transformer_blocks", "block", image=0, text=1),), "batched", "frames_first"),
     )
 }
 

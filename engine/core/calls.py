@@ -72,8 +72,12 @@ class CallRecord:
         """An argument as the pipeline sees it: given, else the signature's default."""
         return self.given.get(name, self.defaults.get(name, default))
 
+    def per_prompt(self) -> int:
+        """Images (or videos) per prompt."""
+        return int(self.value("num_images_per_prompt", self.value("num_videos_per_prompt", 1)) or 1)
+
     def images(self) -> int:
-        """How many images the call makes: prompts (or prompt embeddings) times images per prompt."""
+        """How many images (or videos) the call makes: prompts (or prompt embeddings) times per prompt."""
         prompt = self.given.get("prompt")
         if isinstance(prompt, (list, tuple)):
             count = len(prompt)
@@ -81,11 +85,11 @@ class CallRecord:
             count = int(self.given["prompt_embeds"].shape[0])
         else:
             count = 1
-        return count * int(self.value("num_images_per_prompt", 1) or 1)
+        return count * self.per_prompt()
 
     def prompt_of(self, image: int) -> tuple[str, str]:
         """The prompt and negative prompt behind one image of the call."""
-        per_prompt = int(self.value("num_images_per_prompt", 1) or 1)
+        per_prompt = self.per_prompt()
         return _pick(self.given.get("prompt"), image // per_prompt), _pick(self.given.get("negative_prompt"), image // per_prompt)
 
     def seed_of(self, image: int) -> int:
@@ -182,12 +186,21 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def output_images(output: Any, count: int, output_type: str | None) -> list[np.ndarray | None]:
-    """The call's images as uint8 (H, W, 3), whatever its output_type ("pil", "np", "pt") and
-    return_dict; None for each image when the call returned latents."""
-    images = output[0] if isinstance(output, tuple) else getattr(output, "images", None)
-    if images is None or output_type == "latent":
+    """The call's images as uint8 (H, W, 3), or its videos' frames as uint8 (F, H, W, 3), whatever its
+    output_type ("pil", "np", "pt") and return_dict; None for each one when the call returned latents."""
+    items = output[0] if isinstance(output, tuple) else getattr(output, "images", getattr(output, "frames", None))
+    if items is None or output_type == "latent":
         return [None] * count
-    if isinstance(images, torch.Tensor):
-        images = images.detach().float().cpu().permute(0, 2, 3, 1).numpy()
-    out = [to_uint8(image) if isinstance(image, np.ndarray) else np.asarray(image.convert("RGB")).copy() for image in list(images)[:count]]
+    if isinstance(items, torch.Tensor):  # (B, C, H, W) images or (B, F, C, H, W) videos
+        items = items.detach().float().cpu().movedim(-3, -1).numpy()
+    out = [_uint8(item) for item in list(items)[:count]]
     return out + [None] * (count - len(out))
+
+
+def _uint8(item: Any) -> np.ndarray:
+    """One image or one video (an array, a PIL image, or a list of PIL frames) as uint8."""
+    if isinstance(item, np.ndarray):
+        return to_uint8(item)
+    if isinstance(item, (list, tuple)):
+        return np.stack([_uint8(frame) for frame in item])
+    return np.asarray(item.convert("RGB")).copy()

@@ -36,7 +36,7 @@ from .tokens import Tokens
 @dataclass(frozen=True)
 class BlockCall:
     """Where one block call sits: block name and position, denoising step (of `steps` planned), the
-    token grid, and which batch rows belong to which guidance branch ("cond", "uncond"; rows of
+    token grid ((h, w), or (frames, h, w) for a video), and which batch rows belong to which guidance branch ("cond", "uncond"; rows of
     several images are consecutive within a branch)."""
 
     name: str
@@ -67,8 +67,15 @@ def _begin(scheduler) -> int:
     return int(getattr(scheduler, "begin_index", None) or 0)
 
 
+def transformers(pipe) -> list[torch.nn.Module]:
+    """The pipeline's denoising transformers: `transformer`, and Wan 2.2's low-noise expert `transformer_2`
+    (it runs the steps below the pipeline's boundary, with the same block names)."""
+    second = getattr(pipe, "transformer_2", None)
+    return [pipe.transformer] if second is None else [pipe.transformer, second]
+
+
 class BlockHooks:
-    """Context manager that instruments `pipe.transformer` for the pipeline calls made inside it.
+    """Context manager that instruments the pipeline's transformer(s) for the pipeline calls made inside it.
 
     `images` is how many images the call makes (prompts x images per prompt), which tells the
     batched guidance branches apart; when unknown, the pipeline's own `do_classifier_free_guidance`
@@ -106,9 +113,8 @@ class BlockHooks:
     # Lifetime ------------------------------------------------------------------------------------
     def __enter__(self) -> "BlockHooks":
         try:
-            self._handles.append(
-                self.pipe.transformer.register_forward_pre_hook(self._on_transformer, with_kwargs=True)
-            )
+            for transformer in transformers(self.pipe):
+                self._handles.append(transformer.register_forward_pre_hook(self._on_transformer, with_kwargs=True))
             if not self.adapter.pending:
                 self._hook_blocks()
         except BaseException:
@@ -118,9 +124,10 @@ class BlockHooks:
 
     def _hook_blocks(self) -> None:
         self._blocks = self.adapter.blocks(self.pipe.transformer)
-        for position, (name, block, spec) in enumerate(self._blocks):
-            self._handles.append(block.register_forward_pre_hook(self._pre_block(position, name)))
-            self._handles.append(block.register_forward_hook(self._post_block(position, name, spec)))
+        for transformer in transformers(self.pipe):
+            for position, (name, block, spec) in enumerate(self.adapter.blocks(transformer)):
+                self._handles.append(block.register_forward_pre_hook(self._pre_block(position, name)))
+                self._handles.append(block.register_forward_hook(self._post_block(position, name, spec)))
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.remove()

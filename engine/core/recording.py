@@ -4,7 +4,9 @@ Everything that can be is computed on the device: per-channel reductions of all 
 once, the run's aggregates, Sun et al.'s rule per step, and the 16-bit encodings. At a step's end the
 results start their way to the host (non-blocking copies into pinned memory on CUDA) and a background
 thread waits for them and writes the files, so the denoising loop never waits on the disk; the
-writer's bounded queue is the back-pressure.
+writer's bounded queue is the back-pressure. For a video, token maps keep the frame axis (one 16-bit
+scale per latent frame: the first frame's channels can be hundreds of times the others'), and each top
+channel's mean |x| per latent frame is kept at every step (first-frame dominance).
 """
 from __future__ import annotations
 
@@ -41,6 +43,13 @@ def reduce_tokens(x: torch.Tensor, stride: int = 1) -> tuple[torch.Tensor, torch
     and each image's median |x| over every stride-th token (images,)."""
     a = x.abs()
     return a.mean(dim=1), a.amax(dim=1), a[:, ::stride].flatten(1).median(dim=1).values
+
+
+def frame_means(x: torch.Tensor, channels: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
+    """For x (images, tokens, channels) on a (frames, h, w) grid and chosen channel ids (images, k): each
+    channel's mean |x| over each latent frame's tokens, (images, k, frames)."""
+    values = torch.gather(x, 2, channels[:, None, :].expand(-1, x.shape[1], -1)).abs()
+    return values.reshape(x.shape[0], grid[0], -1, channels.shape[1]).mean(dim=2).transpose(1, 2)
 
 
 def random_channels(blocks: int, channels: int, k: int, seed: int) -> torch.Tensor:
@@ -101,6 +110,7 @@ class Recorder:
         self._stats: dict[str, dict[int, tuple[torch.Tensor, ...]]] = {stream: {} for stream in S.STREAMS}
         self._channels: dict[str, dict[int, torch.Tensor]] = {s: {} for s in ("top", *self.control_sets)}
         self._maps: dict[str, dict[int, torch.Tensor]] = {s: {} for s in ("top", *self.control_sets)}
+        self._frame_means: dict[int, torch.Tensor] = {}
         self._hidden: dict[tuple[str, str], torch.Tensor] = {}
 
     # During a step -------------------------------------------------------------------------------
@@ -123,6 +133,8 @@ class Recorder:
                     if keep_maps:
                         maps = torch.gather(x, 2, channels[:, None, :].expand(-1, x.shape[1], -1))
                         self._maps[name][row] = maps.transpose(1, 2).reshape(*channels.shape, *call.grid)
+                if len(call.grid) == 3:
+                    self._frame_means[row] = frame_means(x, self._channels["top"][row], call.grid)
             if call.name in self.hidden[0] and call.step in self.hidden[1]:
                 self._hidden[(stream, call.name)] = x.clone()
         return None
@@ -178,7 +190,9 @@ class Recorder:
             out[f"channels/{name}"] = torch.stack([self._channels[name][b] for b in blocks]).to(torch.int32)
             if keep:
                 maps = torch.stack([self._maps[name][b] for b in blocks])
-                out[f"maps/{name}"], out[f"maps/{name}_scale"] = encode_maps(maps, len(self.layout.grid))
+                out[f"maps/{name}"], out[f"maps/{name}_scale"] = encode_maps(maps, 2)  # a scale per (latent) frame
+        if self._frame_means:
+            out["frames/top"] = torch.stack([self._frame_means[b] for b in blocks])
         for (stream, block), values in self._hidden.items():
             out[f"hidden/{stream}/{block}"] = values  # (images, tokens, channels)
         return out
@@ -222,7 +236,7 @@ class Recorder:
         maps = {name: packed(f"maps/{name}") for name in self._channels if f"maps/{name}" in arrays}
         hidden = {(stream, block): arrays[f"hidden/{stream}/{block}"][image]
                   for stream, block in (key.split("/")[1:] for key in arrays if key.startswith("hidden/"))}
-        return StepRecord(step, timestep, stats, channels, maps, hidden)
+        return StepRecord(step, timestep, stats, channels, maps, hidden, part("frames/top"))
 
     # After the call ------------------------------------------------------------------------------
     def finish(self, images: Sequence[np.ndarray | None]) -> None:

@@ -8,6 +8,7 @@ Kontext, FLUX.2, Qwen-Image-Edit), Z-Image pads it to a multiple of 32, Ideogram
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Literal, Sequence
 
@@ -15,7 +16,7 @@ import torch
 
 from ..errors import EngineError
 
-Grid = tuple[int, int]
+Grid = tuple[int, ...]  # (h, w), or a video's (frames, h, w)
 Role = Literal["generated", "reference", "text", "padding"]
 STREAM_OF_ROLE: dict[str, str] = {"generated": "image", "reference": "reference", "text": "text"}
 
@@ -44,7 +45,7 @@ class Tokens:
 
     @property
     def image_tokens(self) -> int:
-        return self.grid[0] * self.grid[1]
+        return math.prod(self.grid)
 
     def of(self, role: Role) -> tuple[Segment, ...]:
         return tuple(s for s in self.segments if s.role == role)
@@ -107,7 +108,7 @@ class Tokens:
 
 def plain_tokens(batch: int, grid: Grid) -> Tokens:
     """A call whose image-token sequence is the generated image alone."""
-    return Tokens(batch, grid, (Segment("generated", 0, grid[0] * grid[1], grid),))
+    return Tokens(batch, grid, (Segment("generated", 0, math.prod(grid), grid),))
 
 
 def tokens_from_ids(batch: int, ids: torch.Tensor, length: int, references: torch.Tensor | None = None) -> Tokens:

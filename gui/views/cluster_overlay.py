@@ -6,8 +6,12 @@ The paper calls foreground the cluster of highest summed score, and often that i
 says which cluster the rule picked, gives every cluster's IoU, and lets the user paint another cluster
 instead (`shown_rank`); `iou` always keeps the rule's choice, the number the paper's mIoU averages.
 
+A video's tokens are clustered over the whole clip at once (so a cluster means the same in every frame) and
+the selected frame's slice is painted over that frame.
+
 KMeans runs here, on the GUI thread: on <= 4096 tokens x 16 channels it takes ~5-30 ms (engine.clusters runs it on one
-thread; bench/cluster_overlay.py), and every result is cached per (session, set, step, block, K).
+thread; bench/cluster_overlay.py), and every result is cached per (session, set, step, block, K); a Wan-480p clip's
+32760 tokens take proportionally longer, once per step and block.
 """
 from __future__ import annotations
 
@@ -37,7 +41,7 @@ from massivelens.engine.analysis.metrics import uses_world, world_image
 from ..selection import Selection
 from ..session_data import READ_ERRORS, Pick, SessionData
 from .heatmap_plot import Title
-from .token_map import image_plot
+from .token_map import frame_label, image_plot
 
 _CACHE = 256  # foreground masks kept: a FLUX 64 x 64 grid is 4 KiB each
 _FOREGROUND = (255, 0, 200)  # magenta and cyan: neither is a colour of the shapes world
@@ -72,6 +76,7 @@ class ClusterOverlay(QWidget):
         self.selection = selection
         self.data: SessionData | None = None
         self.shown: np.ndarray | None = None  # the (h, w) cluster on screen
+        self._picture_key: tuple | None = None  # (session, frame) of the picture on screen
         self.iou: float | None = None  # the paper's foreground's IoU
         self.ious: list[float] = []  # every cluster's IoU, by rank (0 = the paper's foreground)
         self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
@@ -163,12 +168,20 @@ class ClusterOverlay(QWidget):
             self.channel_set.addItem(f"{name}-{data.k}", name)
         self.channel_set.setCurrentIndex(max(self.channel_set.findData(chosen), 0))
         self.channel_set.blockSignals(False)
-        image = data.image if data else None
-        if image is None:
-            self.picture.clear()
-        else:
-            self.picture.setImage(image, autoLevels=False, levels=(0, 255))
+        self._picture_key = None
         self._redraw()
+
+    def _show_picture(self, frame: int) -> np.ndarray | None:
+        """The image, or the video's frame, under the clusters; set again only when it changes."""
+        picture = self.data.picture(frame) if self.data else None
+        key = (id(self.data), frame, picture is None)
+        if key != self._picture_key:
+            self._picture_key = key
+            if picture is None:
+                self.picture.clear()
+            else:
+                self.picture.setImage(picture, autoLevels=False, levels=(0, 255))
+        return picture
 
     def load_mask(self, path: Path) -> bool:
         """Use a mask image for this session's IoU (it replaces the world reader's)."""
@@ -203,7 +216,7 @@ class ClusterOverlay(QWidget):
 
     # Drawing -------------------------------------------------------------------------------------
     def _on_changed(self, fields: frozenset) -> None:
-        if fields & {"stream", "block", "step"}:
+        if fields & {"stream", "block", "step", "frame"}:
             self._redraw()
 
     def _fill_ranks(self) -> None:
@@ -219,7 +232,8 @@ class ClusterOverlay(QWidget):
         self._redraw()
 
     def _clusters(self, name: str, pick: Pick) -> np.ndarray:
-        """(K, h, w) cluster masks by rank; ValueError or SessionError for maps that cannot be clustered."""
+        """(K, h, w) cluster masks by rank (at the selected frame of a video's clip-wide clusters); ValueError or
+        SessionError for maps that cannot be clustered."""
         key = (self.data.path, name, pick.step, pick.block, self.n_clusters.value())
         if key in self._cache:
             self._cache.move_to_end(key)
@@ -227,10 +241,12 @@ class ClusterOverlay(QWidget):
             self._cache[key] = ranked_clusters(self.data.session.set_maps(name, pick.step, pick.block), key[-1])
             while len(self._cache) > _CACHE:
                 self._cache.popitem(last=False)
-        return self._cache[key]
+        clusters = self._cache[key]
+        return clusters[:, self.data.latent_of(pick.frame)] if self.data.is_video else clusters
 
     def _redraw(self) -> None:
         pick = self.data.resolve(self.selection) if self.data else None
+        image = self._show_picture(pick.frame if pick else 0)
         reference = self.reference()
         self.clear.setEnabled(self.data is not None and self.data.path in self._user_masks)
         self.mask_label.setText(f"IoU against {reference[0]}" if reference else "no subject mask: load one for the IoU")
@@ -250,7 +266,7 @@ class ClusterOverlay(QWidget):
                         f"not clustered: {str(exc).split(': ')[-1]}")
             return
         self.shown = clusters[self.shown_rank.currentData() or 0]
-        h, w = self.data.image.shape[:2] if self.data.image is not None else self.shown.shape
+        h, w = image.shape[:2] if image is not None else self.shown.shape
         rgba = np.zeros((*self.shown.shape, 4), np.uint8)
         rgba[self.shown] = (*_FOREGROUND, 255)
         self.mask_item.setImage(rgba, autoLevels=False, levels=(0, 255))
@@ -286,7 +302,7 @@ class ClusterOverlay(QWidget):
         rank = self.shown_rank.currentData() or 0
         painted = "the paper's foreground (highest summed score)" if rank == 0 else \
             f"cluster #{rank + 1} by score, not the paper's foreground"
-        lines = [f"{name}-{self.data.k} · K={self.n_clusters.value()} · {block} · step {pick.step}",
+        lines = [f"{name}-{self.data.k} · K={self.n_clusters.value()} · {block} · step {pick.step}{frame_label(self.data, pick)}",
                  f"magenta: {painted} · {int(self.shown.sum())} of {self.shown.size} tokens"]
         if self.ious:
             scores = " · ".join(f"#{i + 1}{' (paper)' if i == 0 else ''} {v:.2f}" for i, v in enumerate(self.ious))

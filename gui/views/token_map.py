@@ -1,4 +1,4 @@
-"""The generated image and the selected channel's token map, over the image or beside it."""
+"""The generated image (a video's selected frame) and the selected channel's token map, over the image or beside it."""
 from __future__ import annotations
 
 import numpy as np
@@ -42,6 +42,7 @@ class TokenMapView(pg.GraphicsLayoutWidget):
         self.left.addItem(self.overlay)
         self.right.addItem(self.side)
         self.opacity = 0.6
+        self._picture_key: tuple | None = None  # (session, frame) of the picture on screen
         self.bar = pg.ColorBarItem(colorMap="CET-D1", label="x (signed)", interactive=False, colorMapMenu=False)
         self.bar.setImageItem([self.overlay, self.side])
         self.bar.axis.setWidth(None)  # a fixed width hides tick labels of narrow ranges
@@ -71,12 +72,20 @@ class TokenMapView(pg.GraphicsLayoutWidget):
     # Data ----------------------------------------------------------------------------------------
     def set_data(self, data: SessionData | None) -> None:
         self.data = data
-        image = data.image if data else None
-        if image is None:
-            self.picture.clear()
-        else:
-            self.picture.setImage(image, autoLevels=False, levels=(0, 255))
+        self._picture_key = None
         self._redraw()
+
+    def _show_picture(self, frame: int) -> np.ndarray | None:
+        """The image, or the video's frame, under the map; set again only when it changes."""
+        picture = self.data.picture(frame) if self.data else None
+        key = (id(self.data), frame, picture is None)
+        if key != self._picture_key:
+            self._picture_key = key
+            if picture is None:
+                self.picture.clear()
+            else:
+                self.picture.setImage(picture, autoLevels=False, levels=(0, 255))
+        return picture
 
     def _on_changed(self, fields: frozenset) -> None:
         self._redraw()
@@ -87,6 +96,7 @@ class TokenMapView(pg.GraphicsLayoutWidget):
 
     def _redraw(self) -> None:
         pick = self.data.resolve(self.selection) if self.data else None
+        image = self._show_picture(pick.frame if pick else 0)
         values, title = self._map(pick)
         self.title.setText(title)
         self.bar.setVisible(values is not None)  # a colour bar with no map beside it reads as data
@@ -98,7 +108,6 @@ class TokenMapView(pg.GraphicsLayoutWidget):
         self.side.setImage(values, autoLevels=False)
         peak = _nice(float(np.nanmax(np.abs(values))))
         set_levels(self.bar, (-peak, peak))
-        image = self.data.image
         h, w = image.shape[:2] if image is not None else values.shape
         self.overlay.setRect(QRectF(0, 0, w, h))
         self.overlay.setOpacity(self.opacity if image is not None else 1.0)  # nothing underneath to see through
@@ -112,12 +121,18 @@ class TokenMapView(pg.GraphicsLayoutWidget):
         if not self.data.keeps(pick.step) and pick.channel in self.data.stored_top[pick.step, pick.block]:
             return None, self.data.not_kept(pick.step, "token maps")
         try:
-            values = self.data.token_map(pick.step, pick.block, pick.channel)
+            values = self.data.token_map(pick.step, pick.block, pick.channel, pick.frame)
         except READ_ERRORS as exc:
             return None, f"token map unreadable at {block}, step {pick.step}: {str(exc).split(': ')[-1]}"
         if values is None:
             return None, f"no map: channel {pick.channel} not in top-{self.data.k} of {block}, step {pick.step}"
-        return values, f"token map · channel {pick.channel} · {block} · {self.data.step_label(pick.step)}"
+        where = f"{block} · {self.data.step_label(pick.step)}{frame_label(self.data, pick)}"
+        return values, f"token map · channel {pick.channel} · {where}"
+
+
+def frame_label(data: SessionData, pick: Pick) -> str:
+    """" · frame f (latent l)" for a video, "" for an image."""
+    return f" · frame {pick.frame} (latent {data.latent_of(pick.frame)})" if data.is_video else ""
 
 
 def _nice(peak: float) -> float:
