@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from massivelens.engine import defaults
+from massivelens.sessions.schema import RANDOM_DRAWS
 
 from .record import add_generation_arguments
 
@@ -14,7 +15,8 @@ NAME = "probe"
 def add_probe_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ks", nargs="+", type=int, default=list(defaults.PROBE_KS), help="numbers of channels to disrupt per block")
     p.add_argument("--strategies", nargs="+", choices=defaults.STRATEGIES, default=list(defaults.STRATEGIES))
-    p.add_argument("--draws", type=int, default=3, help="random draws per k for the random strategy")
+    p.add_argument("--draws", type=int, default=RANDOM_DRAWS,
+                   help="random channel sets per block, prompt and k (seeded by prompt, seed and draw); figures average them")
     p.add_argument("--mode", choices=("zero", "mean"), default="zero", help="set channels to zero or to their mean")
     p.add_argument("--blocks", nargs="*", help="blocks to disrupt (default: all)")
     p.add_argument("--seeds", nargs="+", type=int, default=[defaults.SEED])

@@ -19,13 +19,13 @@ def probe_report(result: ProbeResult, out: Path) -> list[Path]:
     summary = result.summary()
     metric = "accuracy" if result.baseline_accuracy is not None else "psnr"
     label = "all-attributes accuracy" if metric == "accuracy" else "PSNR to the unperturbed image (dB)"
-    label += " (mean ± s.e.m.)"
+    label += " (mean, 95% interval)"
     ks = sorted({e["k"] for e in summary})
     position = {k: i for i, k in enumerate(ks)}  # k grows geometrically: evenly spaced ticks read best
     series = {}
     for strategy in dict.fromkeys(e["strategy"] for e in summary):
         group = [e for e in summary if e["strategy"] == strategy]
-        series[strategy] = ([position[e["k"]] for e in group], [e[metric] for e in group], [e[f"{metric}_sem"] for e in group])
+        series[strategy] = ([position[e["k"]] for e in group], [e[metric] for e in group], [_half_width(e[f"{metric}_ci"]) for e in group])
     if result.baseline_accuracy is not None:
         series["unperturbed"] = (list(range(len(ks))), [result.baseline_accuracy] * len(ks), None)
     written += line_figure(series, f"Zeroing k channels per block ({Path(result.model).name})", "k (channels zeroed per block)",
@@ -52,25 +52,39 @@ def _probe_grid(result: ProbeResult, out: Path) -> Image.Image:
 
 
 def cluster_report(rows: list[ClusterRow], out: Path, title: str) -> list[Path]:
-    """clusters.csv (per session, block, strategy), clusters_miou.csv and the per-block mIoU figure."""
+    """clusters.csv (per session, block, strategy, step, k, draw), clusters_miou.csv (mean and 95% interval)
+    and the per-block mIoU figure at the largest k: clusters_miou.png/.svg at the first step, and
+    clusters_miou-step<S> at each further step."""
     import csv
 
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "clusters.csv", out / "clusters_miou.csv"]
     curve = miou_by_block(rows)
-    for path, data in zip(paths, ([asdict(r) for r in rows], curve)):
+    flat = [{**{k: v for k, v in e.items() if k != "ci"}, "ci_low": e["ci"][0], "ci_high": e["ci"][1]} for e in curve]
+    for path, data in zip(paths, ([asdict(r) for r in rows], flat)):
         with path.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(data[0]))
             writer.writeheader()
             writer.writerows(data)
-    blocks = list(dict.fromkeys(e["block"] for e in curve))
-    series = {
-        strategy: (list(range(len(blocks))), [e["miou"] for e in curve if e["strategy"] == strategy], None)
-        for strategy in dict.fromkeys(e["strategy"] for e in curve)
-    }
-    paths += line_figure(series, title, "block", "mIoU with the subject mask", out / "clusters_miou", x_ticks=_sparse(blocks),
-                         unit_interval=True)
+    k = max(e["k"] for e in curve)
+    for i, step in enumerate(dict.fromkeys(e["step"] for e in curve)):
+        at = [e for e in curve if (e["step"], e["k"]) == (step, k)]
+        blocks = list(dict.fromkeys(e["block"] for e in at))
+        series = {
+            strategy: (list(range(len(blocks))), [e["miou"] for e in at if e["strategy"] == strategy],
+                       [_half_width(e["ci"]) for e in at if e["strategy"] == strategy])
+            for strategy in dict.fromkeys(e["strategy"] for e in at)
+        }
+        name = "clusters_miou" if i == 0 else f"clusters_miou-step{step}"
+        paths += line_figure(series, f"{title}, step {step}, k {k}", "block", "mIoU with the subject mask (mean, 95% interval)",
+                             out / name, x_ticks=_sparse(blocks), unit_interval=True)
     return paths
+
+
+def _half_width(interval: list[float]) -> float | None:
+    """Half the width of a symmetric interval, for error bars; None where there is none (one sample)."""
+    low, high = interval
+    return None if not np.isfinite(low) else (high - low) / 2
 
 
 def _sparse(labels: list[str], most: int = 12) -> list[str]:

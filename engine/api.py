@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from massivelens.sessions.records import Layout, RunInfo
-from massivelens.sessions.schema import CONTROL_SETS, PROFILES
+from massivelens.sessions.schema import CONTROL_SETS, PROFILES, RANDOM_DRAWS
 from massivelens.sessions.writer import DiskFull, SessionWriter
 
 from . import defaults
@@ -23,7 +23,7 @@ from .core.architectures import Adapter, adapter_for
 from .core.calls import CallRecord, output_images
 from .core.hooks import BlockCall, BlockHooks, Observer, Streams
 from .core.interventions import Intervention
-from .core.recording import Recorder
+from .core.recording import Recorder, random_seed
 from .errors import BadRequest, EngineError, SessionWriteFailed
 from .progress import Progress
 
@@ -50,6 +50,7 @@ class Recording:
         *,
         k: int = defaults.K,
         controls: Sequence[str] = (),
+        random_draws: int = RANDOM_DRAWS,
         hidden_blocks: Sequence[str] = (),
         hidden_steps: Sequence[int] | None = None,
         profile: str = defaults.PROFILE,
@@ -65,7 +66,7 @@ class Recording:
     ):
         self.pipe, self.out = pipe, Path(out)
         self.adapter: Adapter = adapter_for(pipe.transformer)
-        self.k, self.controls = int(k), tuple(controls)
+        self.k, self.controls, self.random_draws = int(k), tuple(controls), int(random_draws)
         self.hidden_blocks = tuple(hidden_blocks)
         self.hidden_steps = None if hidden_steps is None else tuple(hidden_steps)
         self.profile, self.map_steps = profile, None if map_steps is None else tuple(map_steps)
@@ -79,6 +80,8 @@ class Recording:
     def _validate(self) -> None:
         if self.k < 1:
             raise BadRequest(f"k must be at least 1, got {self.k}")
+        if self.random_draws < 1:
+            raise BadRequest(f"the random control needs at least one draw, got {self.random_draws}")
         if self.profile not in PROFILES:
             raise BadRequest(f"unknown profile {self.profile!r}; use {', '.join(PROFILES)}")
         if self.map_steps is not None and self.profile != "lean":
@@ -107,7 +110,8 @@ class Recording:
         existing = [str(p) for p in paths if p.exists()]
         if existing and not self.overwrite:
             raise FileExistsError(f"{existing[0]} exists; choose another name or allow overwriting")
-        recorder = Recorder(functools.partial(self._open, record, paths), self.k, self.controls, seed=max(0, record.seed_of(0)))
+        seeds = [random_seed(record.prompt_of(i)[0], record.seed_of(i)) for i in range(record.images())]
+        recorder = Recorder(functools.partial(self._open, record, paths), self.k, self.controls, seeds)
         hooks = self._hooks = BlockHooks(self.pipe, [*self.observers, recorder], self.cancel, self.progress, record.images(), self.adapter)
         try:
             with hooks:
@@ -132,6 +136,7 @@ class Recording:
             hidden_blocks=self.hidden_blocks,
             hidden_steps=tuple(range(call.steps)) if self.hidden_steps is None else self.hidden_steps,
             control_sets=self.controls,
+            random_draws=self.random_draws,
             profile=self.profile,
             kept_steps=kept_steps(self.profile, self.map_steps, call.steps),
         )
@@ -198,7 +203,7 @@ def recording(pipe, out: str | Path, **options) -> Recording:
     """`with massivelens.recording(pipe, "cat.h5", k=16): pipe(prompt=...)` records the one pipeline call
     made inside the block; a second call raises RecordingError, and a block left without a call
     writes no file. A call making several images writes one session per image (`session_paths`);
-    `.paths` lists them. Options: k, controls, hidden_blocks, hidden_steps, profile, map_steps, overwrite (see
+    `.paths` lists them. Options: k, controls, random_draws, hidden_blocks, hidden_steps, profile, map_steps, overwrite (see
     `record`)."""
     return Recording(pipe, out, **options)
 
@@ -209,6 +214,7 @@ def record(
     *,
     k: int = defaults.K,
     controls: Sequence[str] = (),
+    random_draws: int = RANDOM_DRAWS,
     hidden_blocks: Sequence[str] = (),
     hidden_steps: Sequence[int] | None = None,
     profile: str = defaults.PROFILE,
@@ -220,10 +226,11 @@ def record(
     pipeline's own output unchanged: a drop-in for `pipe(...)`.
 
     k: top channels per block whose token maps are kept; controls: also "bottom" and/or "random"
-    channel sets; hidden_blocks / hidden_steps: full hidden states of these blocks (at these steps,
+    channel sets (random: `random_draws` sets of k per block, seeded by each image's prompt and seed);
+    hidden_blocks / hidden_steps: full hidden states of these blocks (at these steps,
     default all); profile: "full" (statistics in float32), "default" (16-bit, every step) or "lean"
     (per-channel statistics and token maps at `map_steps` only, default the middle and last step)."""
-    with recording(pipe, out, k=k, controls=controls, hidden_blocks=hidden_blocks, hidden_steps=hidden_steps,
+    with recording(pipe, out, k=k, controls=controls, random_draws=random_draws, hidden_blocks=hidden_blocks, hidden_steps=hidden_steps,
                    profile=profile, map_steps=map_steps, overwrite=overwrite):
         return pipe(**call_kwargs)
 

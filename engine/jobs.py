@@ -11,6 +11,8 @@ from typing import Callable, Sequence
 
 import torch
 
+from massivelens.sessions.schema import RANDOM_DRAWS
+
 from . import defaults
 from .api import recording
 from .cancel import CancelToken
@@ -44,6 +46,7 @@ class RecordRequest:
     hidden_blocks: tuple[str, ...] = ()
     hidden_steps: tuple[int, ...] | None = None
     control_sets: tuple[str, ...] = ()
+    random_draws: int = RANDOM_DRAWS
     profile: str = defaults.PROFILE
     map_steps: tuple[int, ...] | None = None
     overwrite: bool = False
@@ -76,7 +79,7 @@ def record(
     pipe = load_pipeline(request.spec)
     kwargs = {**call_kwargs(pipe, gen), **(call_overrides or {})}
     with recording(
-        pipe, request.out, k=request.k, controls=request.control_sets, hidden_blocks=request.hidden_blocks,
+        pipe, request.out, k=request.k, controls=request.control_sets, random_draws=request.random_draws, hidden_blocks=request.hidden_blocks,
         hidden_steps=request.hidden_steps, profile=request.profile, map_steps=request.map_steps,
         overwrite=request.overwrite, observers=observers, progress=progress,
         cancel=cancel, kind=kind, extra=extra, model=model_source(request.model), notes=_notes(request),

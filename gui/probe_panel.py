@@ -28,6 +28,8 @@ from PySide6.QtWidgets import (
 )
 
 from massivelens.engine.cancel import CancelToken
+from massivelens.engine.defaults import PROBE_KS, STRATEGIES
+from massivelens.sessions.schema import RANDOM_DRAWS
 
 from .export import ExportPreferences, export_reporting, save_dialog
 from .job_form import JobForm
@@ -37,7 +39,6 @@ from .probe_results import ProbeResults
 from .record_panel import RecordPanel
 from .worker import Job, JobQueue, JobRunner, ProgressFn
 
-STRATEGIES = ("top", "bottom", "random")  # engine.probe.STRATEGIES (not imported: it would load torch here)
 MODES = ("zero", "mean")
 
 
@@ -47,9 +48,9 @@ class ProbeParams:
 
     prompts: tuple[str, ...]
     out: Path
-    ks: tuple[int, ...] = (1, 2, 4, 8, 16)
+    ks: tuple[int, ...] = PROBE_KS
     strategies: tuple[str, ...] = STRATEGIES
-    draws: int = 3
+    draws: int = RANDOM_DRAWS
     mode: str = "zero"
     model: str | None = None
     dtype: str = "fp32"
@@ -113,14 +114,14 @@ class ProbePanel(JobForm, QWidget):
         self.prompts = QPlainTextEdit()
         self.prompts.setPlaceholderText("one prompt a line (default: the record panel's prompt)")
         self.prompts.setMaximumHeight(90)
-        self.ks = QLineEdit("1 2 4 8 16")
+        self.ks = QLineEdit(" ".join(map(str, PROBE_KS)))
         self.ks.setToolTip("channels disrupted per block; one grid column each")
         self.strategies = {name: QCheckBox(name) for name in STRATEGIES}
         for box in self.strategies.values():
             box.setChecked(True)
         self.draws = QSpinBox()
         self.draws.setRange(1, 20)
-        self.draws.setValue(3)
+        self.draws.setValue(RANDOM_DRAWS)
         self.draws.setToolTip("random draws per k (the random strategy only)")
         self.mode = QComboBox()
         self.mode.addItems(MODES)

@@ -241,15 +241,35 @@ class Session:
         """"top", plus the control sets ("bottom", "random") when they were recorded."""
         return ("top",) + tuple(name for name in S.CONTROL_SETS if f"image/{name}_channels" in self._file)
 
-    def set_channels(self, name: str, step: int | None = None) -> np.ndarray:
+    def draws(self, name: str) -> int:
+        """How many channel sets a set holds per block: the random control set's draws, 1 for the others."""
+        self._check_set(name)
+        return int(self._file[f"image/{name}_channels"].attrs.get(S.DRAWS_ATTR, 1))
+
+    def set_channels(self, name: str, step: int | None = None, draw: int = 0) -> np.ndarray:
+        """(blocks, k) channel ids of one set at one step (or (steps_done, blocks, k)); `draw` picks one of
+        the random control set's draws."""
+        return self._draw(name, draw, self._rows(f"image/{name}_channels", step, decode_stats), axis=-1)
+
+    def set_maps(self, name: str, step: int | None = None, block: int | None = None, draw: int = 0) -> np.ndarray:
+        """Signed token maps of one channel set: (k, h, w) at one block and step (see top_maps)."""
+        self._check_set(name)
+        maps = self._rows(f"image/{name}_maps", step, decode_maps, block)
+        return self._draw(name, draw, maps, axis=(step is None) + (block is None))
+
+    def _check_set(self, name: str) -> None:
         if name not in self.channel_sets:
             raise SessionError(f"{self.path}: channel set {name!r} was not recorded (recorded: {', '.join(self.channel_sets)})")
-        return self._rows(f"image/{name}_channels", step, decode_stats)
 
-    def set_maps(self, name: str, step: int | None = None, block: int | None = None) -> np.ndarray:
-        """Signed token maps of one channel set: (k, h, w) at one block and step (see top_maps)."""
-        self.set_channels(name, step)
-        return self._rows(f"image/{name}_maps", step, decode_maps, block)
+    def _draw(self, name: str, draw: int, values: np.ndarray, axis: int) -> np.ndarray:
+        """One draw's k columns of a set's array (the channel axis: last for ids, after steps and blocks for maps)."""
+        draws = self.draws(name)
+        if not 0 <= draw < draws:
+            raise SessionError(f"{self.path.name}: channel set {name!r} holds {draws} draw(s), not draw {draw}")
+        if draws == 1:
+            return values
+        k = values.shape[axis] // draws
+        return np.take(values, np.arange(draw * k, draw * k + k), axis=axis)
 
     def frame_maps(self, name: str, step: int, block: int, frame: int = 0) -> np.ndarray:
         """Signed token maps of one channel set at one latent frame, (k, h, w); an image is frame 0."""

@@ -56,6 +56,7 @@ class Layout:
     hidden_blocks: tuple[str, ...] = ()
     hidden_steps: tuple[int, ...] = ()
     control_sets: tuple[str, ...] = ()
+    random_draws: int = 1  # channel sets drawn for the "random" control set
     profile: str = "default"
     kept_steps: tuple[int, ...] | None = None  # steps with per-channel statistics and token maps; None: every step
 
@@ -63,6 +64,10 @@ class Layout:
     def float_stats(self) -> bool:
         """Whether per-channel statistics are stored exactly (float32) rather than as scaled float16."""
         return self.profile == "full"
+
+    def set_width(self, name: str, k: int) -> int:
+        """Columns a channel set stores: k, or draws x k for the random control set."""
+        return k * self.random_draws if name == "random" else k
 
     def keeps(self, step: int) -> bool:
         return self.kept_steps is None or step in self.kept_steps

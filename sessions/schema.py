@@ -54,8 +54,12 @@ TOP_CHANNELS = "top_channels"  # image/top_channels: (steps, blocks, k), largest
 TOP_MAPS = "top_maps"  # image/top_maps: (steps, blocks, k, h, w), signed values; (steps, blocks, k, frames, h, w) for a video
 TOP_FRAME_MEAN_ABS = "top_frame_mean_abs"  # video only, image/top_frame_mean_abs: (steps, blocks, k, frames)
 # Optional control sets for the paper's comparisons, stored as image/<set>_channels and image/<set>_maps:
-# "bottom" = the k smallest mean |x| (smallest first), "random" = k channels drawn once per block.
+# "bottom" = the k smallest mean |x| (smallest first), "random" = k channels drawn once per block, `draws`
+# times (image/random_channels holds draws x k columns, draw d in columns d*k ... d*k+k-1; its attribute
+# DRAWS_ATTR says how many, 1 when absent), seeded by the prompt and seed of the image and the draw.
 CONTROL_SETS = ("bottom", "random")
+DRAWS_ATTR = "draws"
+RANDOM_DRAWS = 5  # random-k draws per block and image: one draw is one sample, not a control
 HIDDEN = "hidden"  # hidden/<stream>/<block>: (len(steps attr), tokens, channels)
 HIDDEN_STEPS_ATTR = ROW_STEPS_ATTR
 IMAGE = "output/image"  # (H, W, 3) uint8

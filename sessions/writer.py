@@ -74,8 +74,11 @@ class SessionWriter:
             self._stream_datasets(stream, len(names), layout.channels[stream])
         n, k = len(layout.blocks["image"]), self.k
         for name in ("top", *layout.control_sets):
-            self._by_step_dataset(f"image/{name}_channels", (n, k), np.int32, fill=-1)
-            self._kept_dataset(f"image/{name}_maps", (n, k, *layout.grid), np.int16, fill=0, scale_shape=(n, k, *layout.grid[:-2]))
+            width = layout.set_width(name, k)
+            self._by_step_dataset(f"image/{name}_channels", (n, width), np.int32, fill=-1)
+            self._kept_dataset(f"image/{name}_maps", (n, width, *layout.grid), np.int16, fill=0, scale_shape=(n, width, *layout.grid[:-2]))
+            if name == "random":
+                f[f"image/{name}_channels"].attrs[S.DRAWS_ATTR] = layout.random_draws
         if len(layout.grid) == 3:
             self._by_step_dataset(f"image/{S.TOP_FRAME_MEAN_ABS}", (n, k, layout.grid[0]), np.float32)
 
@@ -170,7 +173,8 @@ class SessionWriter:
             total += kept * n * c * 2 * stat_bytes + steps * n * 8 + n * c * 10
         n, k, tokens = len(layout.blocks["image"]), self.k, int(np.prod(layout.grid))
         frames = int(np.prod(layout.grid[:-2]))  # a video's latent frames: a map scale each; an image: 1
-        total += (1 + len(layout.control_sets)) * (steps * n * k * 4 + kept * n * k * (tokens * 2 + 4 * frames))
+        columns = sum(layout.set_width(name, k) for name in ("top", *layout.control_sets))
+        total += columns * n * (steps * 4 + kept * (tokens * 2 + 4 * frames))
         total += steps * n * k * frames * 4 if len(layout.grid) == 3 else 0  # per-frame means of the top channels
         hidden = sum(layout.channels[s] for s in layout.blocks) * tokens * 4 * len(layout.hidden_steps) * len(layout.hidden_blocks)
         return total + hidden

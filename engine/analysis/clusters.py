@@ -11,12 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from massivelens.sessions.reader import Session, open_session
 
 from ..errors import BadRequest
+from .intervals import mean_interval, separated, unit_means
+
+# The clustering, named in every claims.json: KMeans(n_clusters, n_init, random_state) on the tokens'
+# min-max normalised values of the k channels; the foreground is the cluster of higher mean summed score.
+KMEANS = {"algorithm": "sklearn.cluster.KMeans", "n_clusters": 2, "n_init": 10, "random_state": 0,
+          "normalisation": "min-max per channel over the image tokens",
+          "foreground": "the cluster with the higher mean summed normalised score"}
 
 
 @cache
@@ -37,14 +45,14 @@ def normalise(maps: np.ndarray) -> np.ndarray:
     return (x - low) / span
 
 
-def cluster_tokens(maps: np.ndarray, n_clusters: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def cluster_tokens(maps: np.ndarray, n_clusters: int = KMEANS["n_clusters"], seed: int = KMEANS["random_state"]) -> tuple[np.ndarray, np.ndarray]:
     """Cluster labels and the foreground mask (the cluster of highest mean summed score) on the maps'
     grid: (h, w) for an image's maps (k, h, w), (frames, h, w) for a video's (k, frames, h, w)."""
     labels, means = _kmeans(maps, n_clusters, seed)
     return labels, labels == int(np.argmax(means)) if np.isfinite(means).any() else np.zeros(labels.shape, bool)
 
 
-def ranked_clusters(maps: np.ndarray, n_clusters: int = 2, seed: int = 0) -> np.ndarray:
+def ranked_clusters(maps: np.ndarray, n_clusters: int = KMEANS["n_clusters"], seed: int = KMEANS["random_state"]) -> np.ndarray:
     """(K, *grid) masks of the clusters by mean summed score, highest first: [0] is the paper's foreground, the
     rest are what a reader may prefer to call the subject when the rule picks the background."""
     labels, means = _kmeans(maps, n_clusters, seed)
@@ -63,7 +71,7 @@ def _kmeans(maps: np.ndarray, n_clusters: int, seed: int) -> tuple[np.ndarray, l
     from sklearn.cluster import KMeans
 
     with _threads().limit(limits=1):
-        labels = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit_predict(x)
+        labels = KMeans(n_clusters=n_clusters, n_init=KMEANS["n_init"], random_state=seed).fit_predict(x)
     scores = x.sum(axis=1)
     means = [float(scores[labels == c].mean()) if np.any(labels == c) else -np.inf for c in range(n_clusters)]
     return labels.reshape(grid), means
@@ -112,12 +120,22 @@ class ClusterRow:
     strategy: str
     iou: float
     frame: int | None = None  # a video's output frame; None for an image
+    k: int = 0  # channels clustered (the set's first k)
+    draw: int = 0  # which of the random control's draws
 
 
-def session_masks(session: Session, step: int, block: int, n_clusters: int = 2) -> dict[str, np.ndarray]:
-    """Foreground token mask per recorded channel set ("top", and "bottom"/"random" when recorded); a
-    video's masks are (latent frames, h, w)."""
-    return {name: cluster_tokens(session.set_maps(name, step, block), n_clusters)[1] for name in session.channel_sets}
+def session_masks(session: Session, step: int, block: int, n_clusters: int = KMEANS["n_clusters"],
+                  k: int | None = None) -> dict[str, np.ndarray]:
+    """Foreground token mask per recorded channel set ("top", and "bottom"/"random" when recorded; the
+    random set's first draw) on the set's first k channels (all recorded by default); a video's masks
+    are (latent frames, h, w)."""
+    return {name: set_masks(session, name, step, block, n_clusters, k)[0] for name in session.channel_sets}
+
+
+def set_masks(session: Session, name: str, step: int, block: int, n_clusters: int = KMEANS["n_clusters"],
+              k: int | None = None) -> list[np.ndarray]:
+    """One channel set's foreground mask per draw (one for top and bottom) on its first k channels."""
+    return [cluster_tokens(session.set_maps(name, step, block, draw)[:k], n_clusters)[1] for draw in range(session.draws(name))]
 
 
 def default_step(session: Session) -> int:
@@ -125,22 +143,38 @@ def default_step(session: Session) -> int:
     return session.steps_done // 2
 
 
+def claim_steps(session: Session) -> tuple[int, int]:
+    """The steps the claims are measured at: the middle (layout set, details not) and the last."""
+    return default_step(session), session.steps_done - 1
+
+
 def evaluate(
-    sessions: list[Path], references: list[np.ndarray], step: int | None = None, n_clusters: int = 2
+    sessions: list[Path], references: list[np.ndarray], step: int | None = None, n_clusters: int = KMEANS["n_clusters"],
+    ks: Sequence[int] | None = None, steps: Sequence[int] | None = None,
 ) -> list[ClusterRow]:
-    """IoU of every block's foreground mask, per channel set, against each session's reference mask:
-    one (H, W) mask for an image, one per output frame (frames, H, W) for a video (a row per frame)."""
+    """IoU of every block's foreground mask, per channel set, draw and k (default: the k recorded), against
+    each session's reference mask: one (H, W) mask for an image, one per output frame (frames, H, W) for a
+    video (a row per frame); at `step`, or each of `steps`, or the middle step."""
     rows = []
     for path, reference in zip(sessions, references, strict=True):
         with open_session(path) as s:
             _check_reference(s, reference)
-            at = default_step(s) if step is None else step
-            for b, name in enumerate(s.blocks("image")):
-                for strategy, mask in session_masks(s, at, b, n_clusters).items():
-                    if not s.is_video:
-                        rows.append(ClusterRow(path.name, name, at, strategy, mask_iou(mask, reference)))
-                        continue
-                    rows += [ClusterRow(path.name, name, at, strategy, value, f) for f, value in enumerate(frame_ious(mask, reference))]
+            chosen = steps if steps is not None else [default_step(s) if step is None else step]
+            for at in chosen:
+                for k in [s.k] if ks is None else [k for k in ks if k <= s.k]:
+                    rows += _session_rows(s, path.name, reference, at, k, n_clusters)
+    return rows
+
+
+def _session_rows(s: Session, name: str, reference: np.ndarray, step: int, k: int, n_clusters: int) -> list[ClusterRow]:
+    rows = []
+    for b, block in enumerate(s.blocks("image")):
+        for strategy in s.channel_sets:
+            for draw, mask in enumerate(set_masks(s, strategy, step, b, n_clusters, k)):
+                if not s.is_video:
+                    rows.append(ClusterRow(name, block, step, strategy, mask_iou(mask, reference), None, k, draw))
+                    continue
+                rows += [ClusterRow(name, block, step, strategy, value, f, k, draw) for f, value in enumerate(frame_ious(mask, reference))]
     return rows
 
 
@@ -157,10 +191,30 @@ def _check_reference(session: Session, reference: np.ndarray) -> None:
 
 
 def miou_by_block(rows: list[ClusterRow]) -> list[dict]:
-    """Mean IoU per (block, strategy) over sessions, in block order: the paper's Fig. 3D curve."""
+    """Mean IoU per (block, strategy) with its 95% interval over sessions (a session's draws and frames
+    averaged first), in block order: the paper's Fig. 3D curve. With several steps or ks in the rows,
+    one curve per (step, k)."""
     out = []
-    for block in dict.fromkeys(r.block for r in rows):
-        for strategy in dict.fromkeys(r.strategy for r in rows):
-            values = [r.iou for r in rows if r.block == block and r.strategy == strategy]
-            out.append({"block": block, "strategy": strategy, "miou": float(np.mean(values)), "n": len(values)})
+    for step, k in dict.fromkeys((r.step, r.k) for r in rows):
+        at = [r for r in rows if (r.step, r.k) == (step, k)]
+        for block in dict.fromkeys(r.block for r in at):
+            for strategy in dict.fromkeys(r.strategy for r in at):
+                group = [r for r in at if r.block == block and r.strategy == strategy]
+                mean, low, high = mean_interval(unit_means((r.session, r.iou) for r in group))
+                out.append({"block": block, "strategy": strategy, "step": step, "k": k, "miou": mean,
+                            "ci": [low, high], "n": len({r.session for r in group}), "draws": 1 + max(r.draw for r in group)})
+    return out
+
+
+def ordering(curve: list[dict]) -> list[dict]:
+    """Per (step, k): in how many blocks top > random > bottom with non-overlapping 95% intervals."""
+    out = []
+    for step, k in dict.fromkeys((e["step"], e["k"]) for e in curve):
+        by_block: dict[str, dict[str, tuple]] = {}
+        for e in curve:
+            if (e["step"], e["k"]) == (step, k):
+                by_block.setdefault(e["block"], {})[e["strategy"]] = (e["miou"], *e["ci"])
+        ordered = [b for b, v in by_block.items()
+                   if {"top", "random", "bottom"} <= set(v) and separated(v["top"], v["random"]) and separated(v["random"], v["bottom"])]
+        out.append({"step": step, "k": k, "blocks": len(by_block), "top_random_bottom": len(ordered), "which": ordered})
     return out

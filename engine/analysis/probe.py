@@ -19,9 +19,11 @@ import numpy as np
 
 from massivelens.sessions.massive import bottom_channels, top_channels
 from massivelens.sessions.reader import open_session
+from massivelens.sessions.schema import RANDOM_DRAWS
 
 from .. import defaults
 from ..api import zero_channels
+from ..core.recording import random_seed
 from ..cancel import CancelToken
 from ..core.architectures import adapter_for
 from ..core.calls import output_images
@@ -33,6 +35,7 @@ from ..loading import ModelSpec, load_pipeline
 from ..video_files import save_output
 from .clip_score import ClipScorer
 from .clusters import iou
+from .intervals import mean_interval, unit_means
 from .metrics import frame_psnr, mse, psnr, temporal_consistency, uses_world, world_score
 
 
@@ -44,7 +47,7 @@ class ProbeRequest:
     seeds: tuple[int, ...] = (defaults.SEED,)
     ks: tuple[int, ...] = PROBE_KS
     strategies: tuple[str, ...] = STRATEGIES
-    draws: int = 3
+    draws: int = RANDOM_DRAWS  # random-k channel sets per block, prompt and k
     mode: str = "zero"
     blocks: tuple[str, ...] | None = None
     negative_prompt: str | None = None
@@ -96,17 +99,20 @@ class ProbeResult:
     baseline_temporal: float | None = None  # videos: the baselines' mean temporal consistency
 
     def summary(self) -> list[dict]:
-        """Mean, spread (std) and standard error of the mean per (strategy, k) over prompts, seeds and draws."""
+        """Per (strategy, k): mean, spread (std), standard error and 95% interval over prompts and seeds,
+        a prompt's random draws averaged first (`n` generations, `units` prompt-seed pairs)."""
         out = []
         for strategy in dict.fromkeys(r.strategy for r in self.rows):
             for k in sorted({r.k for r in self.rows if r.strategy == strategy}):
                 group = [r for r in self.rows if r.strategy == strategy and r.k == k]
-                entry = {"strategy": strategy, "k": k, "n": len(group)}
+                entry = {"strategy": strategy, "k": k, "n": len(group), "units": len({(r.prompt_index, r.seed) for r in group})}
                 for name in ("accuracy", "psnr", "mse", "mask_iou", "clip", "temporal"):
-                    values = [getattr(r, name) for r in group if getattr(r, name) is not None]
-                    entry[name] = float(np.mean(values)) if values else None
+                    values = unit_means(((r.prompt_index, r.seed), getattr(r, name)) for r in group)
+                    mean, low, high = mean_interval(values)
+                    entry[name] = mean if values else None
                     entry[f"{name}_std"] = float(np.std(values)) if values else None
                     entry[f"{name}_sem"] = float(np.std(values) / np.sqrt(len(values))) if values else None
+                    entry[f"{name}_ci"] = [low, high] if values else None
                 out.append(entry)
         return out
 
@@ -158,7 +164,7 @@ def probe(
             for strategy, k, draw in plan:
                 if progress:
                     progress(done, total, f"prompt {index + 1}, seed {seed}: {strategy}-{k}")
-                ids = choose_channels(strategy, mean, k, np.random.default_rng([seed, k, draw]))
+                ids = choose_channels(strategy, mean, k, np.random.default_rng([random_seed(prompt, seed), k, draw]))
                 channels = {n: [int(c) for c in ids[i]] for i, n in enumerate(names) if n in chosen}
                 image = zeroed_image(pipe, gen, channels, request.mode, cancel)
                 name = save_output(image, request.out / "images" / f"{index:03d}-seed{seed}-{strategy}-k{k}-d{draw}.png")[0].name
@@ -205,7 +211,7 @@ def _baseline_request(request: ProbeRequest, gen, index: int) -> RecordRequest:
         prompt=gen.prompt, out=request.out / "sessions" / f"{index:03d}-seed{gen.seed}.h5", model=spec.model,
         negative_prompt=gen.negative_prompt, seed=gen.seed, steps=gen.steps, guidance=gen.guidance,
         height=gen.height, width=gen.width, frames=gen.frames, k=max(request.ks), dtype=spec.dtype, device=spec.device,
-        offload=spec.offload, control_sets=("bottom", "random"), overwrite=True,
+        offload=spec.offload, control_sets=("bottom", "random"), random_draws=request.draws, overwrite=True,
     )
 
 

@@ -11,6 +11,7 @@ channel's mean |x| per latent frame is kept at every step (first-frame dominance
 from __future__ import annotations
 
 import math
+import zlib
 from typing import Callable, Sequence
 
 import numpy as np
@@ -52,10 +53,19 @@ def frame_means(x: torch.Tensor, channels: torch.Tensor, grid: tuple[int, ...]) 
     return values.reshape(x.shape[0], grid[0], -1, channels.shape[1]).mean(dim=2).transpose(1, 2)
 
 
-def random_channels(blocks: int, channels: int, k: int, seed: int) -> torch.Tensor:
-    """(blocks, k) channel ids drawn once per block: the paper's random-k control, fixed over steps."""
+def random_seed(prompt: str, seed: int) -> int:
+    """The random control's seed for one image: its prompt and generation seed, so every prompt of a
+    study (all at seed 0) gets its own channel draws, and the same image gets the same draws again."""
+    return zlib.crc32(f"{seed}\0{prompt}".encode())
+
+
+def random_channels(blocks: int, channels: int, k: int, seed: int, draws: int = 1) -> torch.Tensor:
+    """(blocks, draws x k) channel ids, `draws` sets of k per block: the paper's random-k control, fixed
+    over steps; draw d is columns d*k ... d*k+k-1."""
     generator = torch.Generator().manual_seed(seed)
-    return torch.stack([torch.randperm(channels, generator=generator)[:k] for _ in range(blocks)])
+    return torch.stack([
+        torch.cat([torch.randperm(channels, generator=generator)[:k] for _ in range(draws)]) for _ in range(blocks)
+    ])
 
 
 OpenSessions = Callable[[BlockCall, Streams, int], tuple[Sequence[SessionWriter], Layout]]
@@ -87,11 +97,12 @@ class Recorder:
     session to the background writer. The sessions are opened at the first block call, when the token
     grid, the streams' widths and the number of images are known (`open_sessions(call, streams, images)`)."""
 
-    def __init__(self, open_sessions: OpenSessions, k: int, control_sets: Sequence[str] = (), seed: int = 0):
+    def __init__(self, open_sessions: OpenSessions, k: int, control_sets: Sequence[str] = (),
+                 random_seeds: Sequence[int] = (0,)):
         self.open_sessions = open_sessions
         self.requested_k = k
         self.control_sets = tuple(control_sets)
-        self.seed = seed
+        self.random_seeds = tuple(random_seeds)  # one per image of the call
         self.writers: list[SessionWriter] = []
         self.background: BackgroundWriter | None = None
         self._runs: dict[str, RunAggregates] = {}
@@ -103,7 +114,10 @@ class Recorder:
         self.k = min(self.requested_k, layout.channels["image"])
         self.row = {stream: {name: i for i, name in enumerate(names)} for stream, names in layout.blocks.items()}
         self.hidden = set(layout.hidden_blocks), set(layout.hidden_steps)
-        self._random = random_channels(len(layout.blocks["image"]), layout.channels["image"], self.k, self.seed)
+        self._random = torch.stack([
+            random_channels(len(layout.blocks["image"]), layout.channels["image"], self.k, seed, layout.random_draws)
+            for seed in self.random_seeds[:images]
+        ])  # (images, blocks, draws x k)
         self.background = BackgroundWriter()
 
     def _reset(self) -> None:
@@ -145,7 +159,7 @@ class Recorder:
         if "bottom" in self.control_sets:
             sets["bottom"] = torch.topk(mean, self.k, dim=1, largest=False).indices
         if "random" in self.control_sets:
-            sets["random"] = self._random[row].to(mean.device).expand(mean.shape[0], -1)
+            sets["random"] = self._random[:, row].to(mean.device)
         return sets
 
     # At a step's end -----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The paper's first two claims, asserted on the embedded model with a small prompt set."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -41,3 +42,22 @@ def test_top_channel_clusters_find_the_subject_better_than_bottom_channels(probe
     best = {strategy: max(e["miou"] for e in curve if e["strategy"] == strategy) for strategy in ("top", "bottom")}
     assert best["top"] > best["bottom"] + 0.1
     assert np.isfinite(list(best.values())).all()
+
+
+def test_claims_json_has_intervals_draws_steps_and_the_clustering(tmp_path):
+    from massivelens.cli.main import main
+
+    out = tmp_path / "claims"
+    assert main(["claims", "--prompts", "2", "--ks", "4", "--draws", "3", "--steps", "4", "--out", str(out)]) == 0
+    claims = json.loads((out / "claims.json").read_text())
+    assert {"model", "n_prompts", "disruption", "baseline_accuracy", "clusters"} <= set(claims)
+    random = next(e for e in claims["disruption"] if e["strategy"] == "random")
+    assert (random["n"], random["units"]) == (6, 2)  # three draws of each of two prompts, averaged per prompt
+    low, high = random["psnr_ci"]
+    assert low < random["psnr"] < high
+    assert claims["kmeans"]["n_init"] == 10 and claims["kmeans"]["n_clusters"] == 2
+    assert {e["step"] for e in claims["clusters"]} == {2, 3}  # the middle and the last of 4 steps
+    assert {e["draws"] for e in claims["clusters"] if e["strategy"] == "random"} == {3}
+    assert all(len(e["ci"]) == 2 for e in claims["clusters"])
+    assert [(e["step"], e["k"], e["blocks"]) for e in claims["cluster_ordering"]] == [(2, 4, 6), (3, 4, 6)]
+    assert (out / "clusters_miou.svg").is_file() and (out / "clusters_miou-step3.svg").is_file()

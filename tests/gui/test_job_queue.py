@@ -4,6 +4,7 @@ from __future__ import annotations
 from massivelens.gui.main_window import MainWindow
 from massivelens.gui.worker import engine_job
 from massivelens.sessions.reader import open_session
+from massivelens.sessions.schema import RANDOM_DRAWS
 from tests.tiny_pipelines import tiny_call_kwargs
 
 
@@ -64,4 +65,4 @@ def test_a_queued_probe_can_be_withdrawn_and_a_later_one_runs_after_the_recordin
     with qtbot.waitSignals([window.runner.finished, probe.runner.finished], timeout=30_000, order="strict"):
         pass
     assert started == [False]  # the probe began only once the recording had ended
-    assert len(probe.results.report.rows) == 5  # top, bottom and three random draws at k = 1
+    assert len(probe.results.report.rows) == 2 + RANDOM_DRAWS  # top, bottom and the random draws at k = 1
