@@ -23,6 +23,17 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=UserWarning)
 
 
+def _bar(total: int, label: str, unit: str) -> tqdm:
+    """A bar on stderr; redrawn at most every 10 s when stderr is a file or pipe (a log, CI), not a terminal,
+    so a logged run keeps a few lines instead of one per block."""
+    return tqdm(total=total, desc=label, unit=unit, file=sys.stderr, mininterval=0.1 if sys.stderr.isatty() else 10.0)
+
+
+def _advance(bar: tqdm, n: int, text: str) -> None:
+    bar.set_postfix_str(text, refresh=False)
+    bar.update(n - bar.n)
+
+
 class ProgressBar:
     """A tqdm bar advanced by the engine's (step, block) progress callback."""
 
@@ -32,10 +43,8 @@ class ProgressBar:
 
     def __call__(self, p: Progress) -> None:
         if self._bar is None:
-            self._bar = tqdm(total=p.steps * p.blocks, desc=self.label, unit="block", file=sys.stderr, leave=True)
-        self._bar.n = p.step * p.blocks + p.block + 1
-        self._bar.set_postfix_str(f"step {p.step + 1}/{p.steps} {p.block_name}", refresh=False)
-        self._bar.refresh()
+            self._bar = _bar(p.steps * p.blocks, self.label, "block")
+        _advance(self._bar, p.step * p.blocks + p.block + 1, f"step {p.step + 1}/{p.steps} {p.block_name}")
 
     def close(self) -> None:
         if self._bar is not None:
@@ -51,10 +60,8 @@ class StepBar:
 
     def __call__(self, done: int, total: int, text: str) -> None:
         if self._bar is None:
-            self._bar = tqdm(total=total, desc=self.label, unit="image", file=sys.stderr)
-        self._bar.n = done
-        self._bar.set_postfix_str(text, refresh=False)
-        self._bar.refresh()
+            self._bar = _bar(total, self.label, "image")
+        _advance(self._bar, done, text)
 
     def close(self) -> None:
         if self._bar is not None:

@@ -33,6 +33,8 @@ class FrameControls:
         self.timer = QTimer()
         self.timer.setInterval(round(1000 / PREVIEW_FPS))
         self.timer.timeout.connect(self.advance)
+        for widget in self.widgets():
+            widget.setVisible(False)  # until a video session is shown
 
     def widgets(self) -> tuple[QWidget, ...]:
         return self.caption, self.slider, self.label, self.play

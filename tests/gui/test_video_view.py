@@ -90,6 +90,8 @@ def test_clip_export_writes_every_frame_of_the_view(view, tmp_path):
 def test_image_sessions_show_no_frame_controls(qtbot, session_path):
     view = SessionView(Selection())
     qtbot.addWidget(view)
+    view.show()
+    assert not any(w.isVisibleTo(view) for w in view.frames.widgets())  # nor does the empty view
     data = SessionData.open(session_path)
     view.set_data(data)
     view.show()
