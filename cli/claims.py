@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
     for entry in order:
         print(f"  step {entry['step']}, k {entry['k']}: top > random > bottom (95% intervals apart) in "
-              f"{entry['top_random_bottom']} of {entry['blocks']} blocks")
+              f"{entry['top_random_bottom']} of {entry['blocks']} blocks; top above both in {entry['top_above_both']}")
     return 0
 
 

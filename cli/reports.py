@@ -53,8 +53,8 @@ def _probe_grid(result: ProbeResult, out: Path) -> Image.Image:
 
 def cluster_report(rows: list[ClusterRow], out: Path, title: str) -> list[Path]:
     """clusters.csv (per session, block, strategy, step, k, draw), clusters_miou.csv (mean and 95% interval)
-    and the per-block mIoU figure at the largest k: clusters_miou.png/.svg at the first step, and
-    clusters_miou-step<S> at each further step."""
+    and per-block mIoU figures: clusters_miou.png/.svg at the first step and the largest k, and, when the
+    rows hold several steps or ks, clusters_miou-step<S>-k<K> for each."""
     import csv
 
     out.mkdir(parents=True, exist_ok=True)
@@ -66,8 +66,9 @@ def cluster_report(rows: list[ClusterRow], out: Path, title: str) -> list[Path]:
             writer = csv.DictWriter(f, fieldnames=list(data[0]))
             writer.writeheader()
             writer.writerows(data)
-    k = max(e["k"] for e in curve)
-    for i, step in enumerate(dict.fromkeys(e["step"] for e in curve)):
+    pairs = list(dict.fromkeys((e["step"], e["k"]) for e in curve))
+    first = (pairs[0][0], max(k for s, k in pairs if s == pairs[0][0]))
+    for step, k in [first] + (pairs if len(pairs) > 1 else []):
         at = [e for e in curve if (e["step"], e["k"]) == (step, k)]
         blocks = list(dict.fromkeys(e["block"] for e in at))
         series = {
@@ -75,7 +76,7 @@ def cluster_report(rows: list[ClusterRow], out: Path, title: str) -> list[Path]:
                        [_half_width(e["ci"]) for e in at if e["strategy"] == strategy])
             for strategy in dict.fromkeys(e["strategy"] for e in at)
         }
-        name = "clusters_miou" if i == 0 else f"clusters_miou-step{step}"
+        name = "clusters_miou" if (step, k) == first and not paths[2:] else f"clusters_miou-step{step}-k{k}"
         paths += line_figure(series, f"{title}, step {step}, k {k}", "block", "mIoU with the subject mask (mean, 95% interval)",
                              out / name, x_ticks=_sparse(blocks), unit_interval=True)
     return paths

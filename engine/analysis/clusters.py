@@ -207,14 +207,17 @@ def miou_by_block(rows: list[ClusterRow]) -> list[dict]:
 
 
 def ordering(curve: list[dict]) -> list[dict]:
-    """Per (step, k): in how many blocks top > random > bottom with non-overlapping 95% intervals."""
+    """Per (step, k): in how many blocks top > random > bottom with non-overlapping 95% intervals, and in how
+    many top's interval lies above both controls' (random and bottom may overlap each other)."""
     out = []
     for step, k in dict.fromkeys((e["step"], e["k"]) for e in curve):
         by_block: dict[str, dict[str, tuple]] = {}
         for e in curve:
             if (e["step"], e["k"]) == (step, k):
                 by_block.setdefault(e["block"], {})[e["strategy"]] = (e["miou"], *e["ci"])
-        ordered = [b for b, v in by_block.items()
-                   if {"top", "random", "bottom"} <= set(v) and separated(v["top"], v["random"]) and separated(v["random"], v["bottom"])]
-        out.append({"step": step, "k": k, "blocks": len(by_block), "top_random_bottom": len(ordered), "which": ordered})
+        full = {b: v for b, v in by_block.items() if {"top", "random", "bottom"} <= set(v)}
+        above = [b for b, v in full.items() if separated(v["top"], v["random"]) and separated(v["top"], v["bottom"])]
+        ordered = [b for b in above if separated(full[b]["random"], full[b]["bottom"])]
+        out.append({"step": step, "k": k, "blocks": len(by_block), "top_random_bottom": len(ordered), "which": ordered,
+                    "top_above_both": len(above)})
     return out

@@ -60,4 +60,4 @@ def test_claims_json_has_intervals_draws_steps_and_the_clustering(tmp_path):
     assert {e["draws"] for e in claims["clusters"] if e["strategy"] == "random"} == {3}
     assert all(len(e["ci"]) == 2 for e in claims["clusters"])
     assert [(e["step"], e["k"], e["blocks"]) for e in claims["cluster_ordering"]] == [(2, 4, 6), (3, 4, 6)]
-    assert (out / "clusters_miou.svg").is_file() and (out / "clusters_miou-step3.svg").is_file()
+    assert (out / "clusters_miou.svg").is_file() and (out / "clusters_miou-step3-k4.svg").is_file()

@@ -51,4 +51,4 @@ def test_ordering_counts_blocks_whose_intervals_separate_top_random_bottom():
         for strategy, centre in (("top", top), ("random", random), ("bottom", bottom)):
             rows += _rows(strategy, (centre + 0.01 * rng.standard_normal((8, 1))).tolist(), block)
     (entry,) = ordering(miou_by_block(rows))
-    assert entry == {"step": 5, "k": 4, "blocks": 2, "top_random_bottom": 1, "which": ["b0"]}
+    assert entry == {"step": 5, "k": 4, "blocks": 2, "top_random_bottom": 1, "which": ["b0"], "top_above_both": 1}

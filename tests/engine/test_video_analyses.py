@@ -20,6 +20,7 @@ from massivelens.engine.analysis.transport_report import save
 from massivelens.engine.loading import ModelSpec, load_pipeline
 from massivelens.sessions.massive import top_channels
 from massivelens.sessions.reader import open_session
+from massivelens.sessions.schema import RANDOM_DRAWS
 from tests.hooked import seeded
 from tests.tiny_video_pipelines import token_grid
 
@@ -108,7 +109,7 @@ def test_clusters_find_a_moving_subject_frame_by_frame(tiny_video_pipelines, tmp
     assert main(["clusters", str(tmp_path / "v.h5"), "--masks", str(masks), "--out", str(tmp_path / "c")]) == 0
     with (tmp_path / "c" / "clusters.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 2 * 3 * SIZE["frames"]  # blocks x channel sets x frames
+    assert len(rows) == 2 * (2 + RANDOM_DRAWS) * SIZE["frames"]  # blocks x (top, bottom, random draws) x frames
     assert all(float(r["iou"]) == 1.0 for r in rows if r["strategy"] == "top")
     assert any(float(r["iou"]) < 1.0 for r in rows if r["strategy"] == "bottom")
     with Image.open(tmp_path / "c" / "overlay-v.gif") as gif:
