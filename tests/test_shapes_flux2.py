@@ -103,3 +103,20 @@ def test_flux2_training_command_writes_snapshots(tmp_path):
     assert [b["block"] for b in snapshots[-1]["blocks"]] == ["double.0", "single.0"]
     assert {"max_over_median", "top_share", "top_channel", "sun"} <= set(snapshots[-1]["blocks"][0])
     assert len(read(out / SNAPSHOT_FILE, "live")) == 3
+
+
+def test_model_card_plots_snapshot_growth(tmp_path):
+    from massivelens.cli.model_card import growth_figures, growth_section
+
+    assert "no activation snapshots" in growth_section(tmp_path, [])
+    blocks = lambda ratio: [{"block": name, "max_over_median": ratio, "max_abs": ratio, "median_abs": 1.0,  # noqa: E731
+                             "top_channel": 3, "top_share": 0.5, "sun": 0.0} for name in ("double.0", "single.0")]
+    with (tmp_path / SNAPSHOT_FILE).open("w") as f:
+        for step, ratio in ((250, 20.0), (0, 10.0), (500, 40.0)):
+            for weights in ("ema", "live"):
+                f.write(json.dumps({"step": step, "weights": weights, "blocks": blocks(ratio)}) + "\n")
+    figures = growth_figures(tmp_path)
+    assert figures == ["growth_ratio.png", "growth_top_share.png"]
+    assert all((tmp_path / name).stat().st_size > 0 for name in figures)
+    section = growth_section(tmp_path, figures)
+    assert "| double.0 | 10.0 | 40.0 | x4.0 | 3 |" in section and "![growth_ratio.png]" in section
