@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     ema = {n: copy.deepcopy(m).eval().requires_grad_(False) for n, m in modules.items()}
     params = [p for m in modules.values() for p in m.parameters()]
     ema_params = [p for m in ema.values() for p in m.parameters()]
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01, foreach=True)  # one kernel per op, not per tensor
     warmup = 0 if args.resume else 300
     grid = arch.token_grid(pipe)
     meta = {"arch": args.arch, "config": arch.config_dict(config), "args": {k: str(v) for k, v in vars(args).items()},
