@@ -197,9 +197,11 @@ def render(config: dict, accuracy: dict, stats: dict, figures: list[str], args: 
         "",
         "| attribute | accuracy |",
         "|---|---|",
-        *[f"| {name} | {value:.3f} |" for name, value in accuracy.items() if name not in ("mask_iou", "seconds_per_image")],
+        *[f"| {name} | {value:.3f} |" for name, value in accuracy.items()
+          if name not in ("mask_iou", "seconds_per_image", "cpu_seconds_per_image")],
         f"| mask IoU | {accuracy['mask_iou']:.3f} |",
         f"| seconds per image | {accuracy['seconds_per_image']:.2f} |",
+        *([f"| CPU seconds per image | {accuracy['cpu_seconds_per_image']:.2f} |"] if "cpu_seconds_per_image" in accuracy else []),
         "",
         f"## Activation statistics ({len(summary.prompts)} held-out captions x {args.seeds} seeds, k = {summary.k})",
         "",
