@@ -207,7 +207,8 @@ def render(config: dict, accuracy: dict, stats: dict, figures: list[str], args: 
           if name not in ("mask_iou", "seconds_per_image", "cpu_seconds_per_image")],
         f"| mask IoU | {accuracy['mask_iou']:.3f} |",
         f"| seconds per image | {accuracy['seconds_per_image']:.2f} |",
-        *([f"| CPU seconds per image | {accuracy['cpu_seconds_per_image']:.2f} |"] if "cpu_seconds_per_image" in accuracy else []),
+        *([f"| CPU seconds per image | {accuracy['cpu_seconds_per_image']:.2f} |"]
+          if "cpu_seconds_per_image" in accuracy else []),
         "",
         f"## Activation statistics ({len(summary.prompts)} held-out captions x {args.seeds} seeds, k = {summary.k})",
         "",

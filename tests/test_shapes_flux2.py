@@ -65,7 +65,8 @@ def test_training_encodes_and_packs_as_the_pipeline_does(saved):
     ids = arch.img_ids(pipe, "cpu").expand(2, -1, -1)
     grid = pipe._unpack_latents_with_ids(tokens, ids, 8, 8)
     bn = pipe.vae.bn
-    grid = grid * torch.sqrt(bn.running_var.view(1, -1, 1, 1) + pipe.vae.config.batch_norm_eps) + bn.running_mean.view(1, -1, 1, 1)
+    std = torch.sqrt(bn.running_var.view(1, -1, 1, 1) + pipe.vae.config.batch_norm_eps)
+    grid = grid * std + bn.running_mean.view(1, -1, 1, 1)
     torch.testing.assert_close(pipe._unpatchify_latents(grid), latents, rtol=1e-5, atol=1e-5)
 
 

@@ -200,7 +200,8 @@ def load_vae_weights(pipe: DiffusionPipeline, folder: Path) -> None:
     batch-norm statistics are new (set by calibrate)."""
     source = DiffusionPipeline.from_pretrained(folder).vae
     keys = ("block_out_channels", "latent_channels", "layers_per_block", "norm_num_groups", "mid_block_add_attention")
-    mismatch = {k: (source.config[k], pipe.vae.config[k]) for k in keys if list(_seq(source.config[k])) != list(_seq(pipe.vae.config[k]))}
+    mismatch = {k: (source.config[k], pipe.vae.config[k]) for k in keys
+                if list(_seq(source.config[k])) != list(_seq(pipe.vae.config[k]))}
     if mismatch:
         raise ValueError(f"VAE layouts differ: {mismatch}")
     missing, unexpected = pipe.vae.load_state_dict(source.state_dict(), strict=False)
