@@ -27,6 +27,29 @@ from .generation_fields import GenerationFields
 from .worker import RecordParams
 
 EMBEDDED = "embedded model (shapes)"
+
+
+def embedded_items() -> list[str]:
+    """The model list's fixed entries: the default embedded model, then every other shipped one by folder."""
+    from massivelens.resources import EMBEDDED_LABELS, EMBEDDED_MODEL, embedded_models
+
+    others = [f"{name} ({EMBEDDED_LABELS[name]})" for name in embedded_models() if name != EMBEDDED_MODEL.name]
+    return [EMBEDDED, *others]
+
+
+def model_choice(text: str) -> str | None:
+    """The model a list entry names: None for the default embedded model, a folder for another shipped one."""
+    from massivelens.resources import embedded_models
+
+    text = text.strip()
+    if text in ("", EMBEDDED):
+        return None
+    name = text.split(" (")[0]
+    if name in embedded_models() and text in embedded_items():
+        return str(embedded_models()[name])
+    return text
+
+
 # A caption of the embedded model's world, so Record works at once; the placeholder shows the grammar.
 DEFAULT_PROMPT = "a small blue triangle on a yellow background at bottom right"
 REMEMBERED = ("model", "prompt", "dtype", "device", "profile")  # form fields kept between launches (record/<name>)
@@ -47,7 +70,7 @@ class RecordPanel(QWidget):
         super().__init__(parent)
         self.model = QComboBox()
         self.model.setEditable(True)
-        self.model.addItem(EMBEDDED)
+        self.model.addItems(embedded_items())
         self.model.setToolTip("the embedded model, a hub id (e.g. black-forest-labs/FLUX.1-dev) or a local folder; "
                               "Help > Supported Architectures lists the transformer classes")
         browse = QToolButton()
@@ -155,7 +178,7 @@ class RecordPanel(QWidget):
         return RecordParams(
             prompt=self.prompt.text().strip(),
             out=out,
-            model=None if model in ("", EMBEDDED) else model,
+            model=model_choice(model),
             negative_prompt=self.negative.text().strip(),
             **self.generation.values(),
             k=self.k.value(),

@@ -41,7 +41,7 @@ from .export import export_reporting, save_dialog
 from .generation_fields import GenerationFields
 from .job_form import JobForm
 from .naming import fresh_path
-from .record_panel import EMBEDDED
+from .record_panel import embedded_items, model_choice
 from .worker import JobQueue, JobRunner
 
 PANEL = 160  # pixels per image panel: three fit a 1024 x 640 screen above the settings
@@ -176,7 +176,7 @@ class TransportEditor(JobForm, QWidget):
         self.target_prompt.setPlaceholderText("a large blue circle on a white background at center")
         self.model = QComboBox()
         self.model.setEditable(True)
-        self.model.addItem(EMBEDDED)
+        self.model.addItems(embedded_items())
         self.generation = GenerationFields()
         self.blocks = QLineEdit()
         self.blocks.setPlaceholderText("all (e.g. 0:4 single.1)")
@@ -285,7 +285,7 @@ class TransportEditor(JobForm, QWidget):
             source_caption=self.source_caption.text().strip() if image else "",
             inversion=self.inversion.currentText(), inversion_guidance=self.inversion_guidance.value(), alphas=parse_alphas(self.alphas.text()),
             blocks=self.blocks.text(), window=self.window.text(), mask=self.mask.currentText(), k=self.k.value(),
-            model=None if model in ("", EMBEDDED) else model, **self.generation.values(),
+            model=model_choice(model), **self.generation.values(),
         )
 
     # Running ---------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Score the embedded model: generate held-out captions, read the images back, report accuracy.
 
     python -m massivelens.engine.shapes.evaluate --model resources/shapes-dit --n 200
+    python -m massivelens.engine.shapes.evaluate --model resources/shapes-flux2 --n 200
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
+from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler, Flux2KleinPipeline
 from PIL import Image
 
 from .model import CFG, NEGATIVE_PROMPT, STEPS
@@ -25,11 +26,17 @@ DEFAULT_CFG = CFG
 
 def generate(pipe: DiffusionPipeline, captions: list[str], steps: int = DEFAULT_STEPS, cfg: float = DEFAULT_CFG,
              seed: int = 0) -> list[np.ndarray]:
-    """uint8 HxWx3 images for captions through the stock FluxPipeline call (true CFG vs the empty caption)."""
+    """uint8 HxWx3 images for captions through the stock pipeline call, classifier-free guided against the
+    empty caption: FluxPipeline's true CFG (negative_prompt + true_cfg_scale), Flux2KleinPipeline's own CFG
+    (guidance_scale; it always guides against "")."""
+    if isinstance(pipe, Flux2KleinPipeline):
+        guidance = dict(guidance_scale=cfg, max_sequence_length=pipe.tokenizer.model_max_length)
+    else:
+        guidance = dict(negative_prompt=[NEGATIVE_PROMPT] * len(captions), true_cfg_scale=cfg,
+                        max_sequence_length=pipe.tokenizer_2.model_max_length)
     result = pipe(
-        prompt=captions, negative_prompt=[NEGATIVE_PROMPT] * len(captions), true_cfg_scale=cfg,
-        height=SIZE, width=SIZE, num_inference_steps=steps, max_sequence_length=pipe.tokenizer_2.model_max_length,
-        generator=torch.Generator().manual_seed(seed), output_type="np",
+        prompt=captions, height=SIZE, width=SIZE, num_inference_steps=steps,
+        generator=torch.Generator().manual_seed(seed), output_type="np", **guidance,
     )
     return [(np.clip(im, 0.0, 1.0) * 255).round().astype(np.uint8) for im in result.images]
 
@@ -40,12 +47,14 @@ def evaluate(pipe: DiffusionPipeline, n: int, steps: int = DEFAULT_STEPS, cfg: f
     pipe.set_progress_bar_config(disable=True)
     captions = [caption for caption, _, _ in heldout_samples(n)]
     images: list[np.ndarray] = []
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for i in range(0, n, batch):
         images += generate(pipe, captions[i : i + batch], steps, cfg, seed + i)
     seconds = (time.perf_counter() - start) / n
     result = score(list(zip(captions, images)))
     result["seconds_per_image"] = seconds
+    # CPU time of this process: on a shared machine, the cost on one core when wall time is inflated by others.
+    result["cpu_seconds_per_image"] = (time.process_time() - cpu_start) / n
     if grid is not None:
         cols = 10
         rows = [np.concatenate(images[r : r + cols], axis=1) for r in range(0, len(images) - cols + 1, cols)]

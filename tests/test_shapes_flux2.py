@@ -1,0 +1,123 @@
+"""The second embedded model: a stock Flux2KleinPipeline (tiny config here) that round-trips through
+save/load, generates reproducibly, is recorded by MassiveLens, and whose training matches the pipeline's
+own text encoding and latent packing and writes activation snapshots."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DiffusionPipeline, Flux2KleinPipeline
+
+import massivelens
+from massivelens.engine.shapes import world
+from massivelens.engine.shapes.arches import Flux2
+from massivelens.engine.shapes.model_flux2 import TINY, build_pipeline
+from massivelens.engine.shapes.snapshots import SNAPSHOT_FILE, block_statistics, read
+
+torch.set_num_threads(1)
+CAPTION = "a small red circle on a blue background at top left"
+CALL = dict(height=world.SIZE, width=world.SIZE, num_inference_steps=2, guidance_scale=4.0, max_sequence_length=20)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory) -> tuple[Flux2KleinPipeline, Path]:
+    pipe = build_pipeline(TINY)
+    folder = tmp_path_factory.mktemp("flux2")
+    pipe.save_pretrained(folder)
+    return pipe, folder
+
+
+def _single_tokens(pipe: Flux2KleinPipeline) -> bool:
+    words = world.vocabulary()
+    return all(len(pipe.tokenizer.tokenize(" " + w)) == 1 for w in words) and pipe.tokenizer.tokenize("a") == ["a"]
+
+
+def test_tiny_flux2_round_trips_and_generates_identically(saved):
+    pipe, folder = saved
+    assert not pipe.transformer.config.guidance_embeds and _single_tokens(pipe)
+    loaded = DiffusionPipeline.from_pretrained(folder)
+    assert isinstance(loaded, Flux2KleinPipeline) and _single_tokens(loaded)
+    for name in ("transformer", "text_encoder", "vae"):
+        reference = getattr(pipe, name).state_dict()
+        for key, value in getattr(loaded, name).state_dict().items():
+            assert torch.equal(value, reference[key]), (name, key)
+    loaded.set_progress_bar_config(disable=True)
+    images = [loaded(prompt=CAPTION, generator=torch.Generator().manual_seed(0), output_type="np", **CALL).images
+              for _ in range(2)]
+    assert images[0].shape == (1, world.SIZE, world.SIZE, 3)
+    np.testing.assert_array_equal(images[0], images[1])
+
+
+def test_training_encodes_and_packs_as_the_pipeline_does(saved):
+    pipe, _ = saved
+    arch = Flux2()
+    arch.prepare_text(pipe, arch.max_tokens(pipe))
+    embeds, text_ids = pipe.encode_prompt(CAPTION, device="cpu", max_sequence_length=arch.max_tokens(pipe))
+    ours = arch.encode({"text_encoder": pipe.text_encoder}, arch.lookup([CAPTION], torch.device("cpu")))
+    assert torch.equal(ours["encoder_hidden_states"], embeds) and torch.equal(ours["txt_ids"], text_ids)
+    # Latents: to_tokens is the pipeline's patchify + batch-norm normalisation + packing; the pipeline's
+    # decode path (unpack by ids, de-normalise, unpatchify) inverts it exactly.
+    latents = torch.randn(2, TINY.latent_channels, 16, 16)
+    arch.calibrate(pipe, latents)
+    tokens = arch.to_tokens(pipe, latents)
+    ids = arch.img_ids(pipe, "cpu").expand(2, -1, -1)
+    grid = pipe._unpack_latents_with_ids(tokens, ids, 8, 8)
+    bn = pipe.vae.bn
+    std = torch.sqrt(bn.running_var.view(1, -1, 1, 1) + pipe.vae.config.batch_norm_eps)
+    grid = grid * std + bn.running_mean.view(1, -1, 1, 1)
+    torch.testing.assert_close(pipe._unpatchify_latents(grid), latents, rtol=1e-5, atol=1e-5)
+
+
+def test_massivelens_records_the_flux2_model(saved, tmp_path):
+    _, folder = saved
+    pipe = DiffusionPipeline.from_pretrained(folder)
+    pipe.set_progress_bar_config(disable=True)
+    massivelens.record(pipe, tmp_path / "s.h5", k=3, prompt=CAPTION, generator=torch.Generator().manual_seed(0), **CALL)
+    with massivelens.open_session(tmp_path / "s.h5") as s:
+        assert s.complete and s.blocks("image") == ["double.0", "single.0"]
+        assert np.all(s.peak_abs("image") > 0) and np.all(s.median_abs("image") > 0)
+        assert s.mean_abs("image").shape[-1] == pipe.transformer.inner_dim
+
+
+def test_block_statistics_find_a_planted_massive_channel():
+    states = np.random.default_rng(0).normal(size=(4, 16, 32)).astype(np.float32)
+    states[:, :, 7] = 5000.0
+    stats = block_statistics("double.0", states)
+    assert stats["top_channel"] == 7 and stats["top_share"] == 1.0 and stats["sun"] == 1.0
+    assert stats["max_over_median"] > 1000
+
+
+def test_flux2_training_command_writes_snapshots(tmp_path):
+    from massivelens.engine.shapes import train
+
+    out = tmp_path / "m"
+    train.main(["--arch", "flux2", "--tiny", "--out", str(out), "--log", str(tmp_path / "run" / "log.csv"),
+                "--vae-steps", "2", "--steps", "3", "--decoder-steps", "0", "--batch", "2", "--cache", "32",
+                "--dit-heads", "1", "--dit-single-layers", "1", "--snapshot-every", "2", "--threads", "1"])
+    assert isinstance(DiffusionPipeline.from_pretrained(out), Flux2KleinPipeline)
+    defaults = json.loads((out / "massivelens.json").read_text())
+    assert defaults["world"] == "shapes" and "negative_prompt" not in defaults
+    snapshots = read(out / SNAPSHOT_FILE)
+    assert [s["step"] for s in snapshots] == [0, 2, 3]  # the start, every 2 steps and the last step
+    assert [b["block"] for b in snapshots[-1]["blocks"]] == ["double.0", "single.0"]
+    assert {"max_over_median", "top_share", "top_channel", "sun"} <= set(snapshots[-1]["blocks"][0])
+    assert len(read(out / SNAPSHOT_FILE, "live")) == 3
+
+
+def test_model_card_plots_snapshot_growth(tmp_path):
+    from massivelens.cli.model_card import growth_figures, growth_section
+
+    assert "no activation snapshots" in growth_section(tmp_path, [])
+    blocks = lambda ratio: [{"block": name, "max_over_median": ratio, "max_abs": ratio, "median_abs": 1.0,  # noqa: E731
+                             "top_channel": 3, "top_share": 0.5, "sun": 0.0} for name in ("double.0", "single.0")]
+    with (tmp_path / SNAPSHOT_FILE).open("w") as f:
+        for step, ratio in ((250, 20.0), (0, 10.0), (500, 40.0)):
+            for weights in ("ema", "live"):
+                f.write(json.dumps({"step": step, "weights": weights, "blocks": blocks(ratio)}) + "\n")
+    figures = growth_figures(tmp_path)
+    assert figures == ["growth_ratio.png", "growth_top_share.png"]
+    assert all((tmp_path / name).stat().st_size > 0 for name in figures)
+    section = growth_section(tmp_path, figures)
+    assert "| double.0 | 10.0 | 40.0 | x4.0 | 3 |" in section and "![growth_ratio.png]" in section
