@@ -112,7 +112,9 @@ class CompareWindow(QMainWindow):
         super().__init__(parent)
         self.setWindowTitle(f"Compare · A {first.path.name} | B {second.path.name}")
         self.preferences = preferences or ExportPreferences()
-        self.selections = (Selection(), Selection())
+        # Owned by the window: deleting them with it drops the lambdas their signals hold, which reach back to
+        # the window (a cycle through C++ that Python's collector cannot see, so every closed comparison leaked).
+        self.selections = (Selection(parent=self), Selection(parent=self))
         self.link = StepLink(*self.selections, first.timesteps, second.timesteps)  # before the views: it runs first
         self.sides = tuple(SessionView(selection) for selection in self.selections)
         for side, data in zip(self.sides, (first, second)):

@@ -15,8 +15,9 @@ class Selection(QObject):
 
     changed = Signal(frozenset)
 
-    def __init__(self, stream: str = "image", block: int = 0, step: int = 0, channel: int = 0, frame: int = 0):
-        super().__init__()
+    def __init__(self, stream: str = "image", block: int = 0, step: int = 0, channel: int = 0, frame: int = 0,
+                 parent: QObject | None = None):
+        super().__init__(parent)
         self.stream, self.block, self.step, self.channel, self.frame = stream, block, step, channel, frame
 
     def set(self, **values: str | int) -> None:
