@@ -4,7 +4,8 @@
 
 (a) Prompt interpolation: held-out captions as targets, the same caption with one attribute changed
 as sources; the world reader says whether each result takes that attribute from the source
-(from_source, mean over pairs per alpha).
+(from_source, mean over pairs per alpha); at the last alpha also the share of the other four attributes
+kept from the target ("rest kept") and the strip's smoothness (1 - Gini of consecutive image distances).
 (b) Subject-driven: clean renders of held-out captions as reference images, with their captions
 or without them, transported into targets whose subject has another size and position. Per method,
 PSNR of the source run's own image against the reference (inverse Euler: the reconstruction from
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from massivelens.engine import defaults  # noqa: E402
 from massivelens.engine.analysis.metrics import psnr  # noqa: E402
 from massivelens.engine.analysis.transport import TransportRequest, transport  # noqa: E402
-from massivelens.engine.analysis.transport_report import attribute_transfer  # noqa: E402
+from massivelens.engine.analysis.transport_report import attribute_transfer, smoothness  # noqa: E402
 from massivelens.engine.generation import call_kwargs, resolve  # noqa: E402
 from massivelens.engine.loading import ModelSpec, load_pipeline  # noqa: E402
 from massivelens.engine.shapes.world import (  # noqa: E402
@@ -58,13 +59,21 @@ def row(label: str, values: list[list[float]]) -> str:
 def prompt_table(args: argparse.Namespace, base: dict, tmp: Path, header: str) -> None:
     print(f"(a) prompt interpolation: from_source per alpha (k={args.k}, guidance {args.guidance or 'default'}, mask {args.mask})")
     print(header)
+    last: dict[str, tuple[float, float, float]] = {}
     for name in args.attributes:
-        runs = []
+        runs, rest, smooth = [], [], []
         for i, (caption, _, _) in enumerate(heldout_samples(args.pairs)):
             source = changed(parse_caption(caption), name).caption
             result = transport(TransportRequest(target_prompt=caption, source_prompt=source, out=tmp / f"{name}{i}", **base))
-            runs.append([attribute_transfer(source, caption, r.image)[0] for r in result.results])
+            scores = [attribute_transfer(source, caption, r.image) for r in result.results]
+            runs.append([s.taken for s in scores])
+            rest.append(scores[-1].unchanged)
+            smooth.append(smoothness([r.image for r in result.results]))
         print(row(name, runs), flush=True)
+        last[name] = (float(np.mean([r[-1] for r in runs])), float(np.mean(rest)), float(np.mean(smooth)))
+    print(f"  at alpha {args.alphas[-1]:g}: {'taken':<8}{'rest kept':<11}smoothness of the strip")
+    for name, (taken, rest_kept, smooth) in last.items():
+        print(f"  {name:<30}{taken:<8.2f}{rest_kept:<11.2f}{smooth:.3f}")
 
 
 def reference_table(args: argparse.Namespace, base: dict, tmp: Path, header: str) -> None:
@@ -83,7 +92,7 @@ def reference_table(args: argparse.Namespace, base: dict, tmp: Path, header: str
             result = transport(TransportRequest(target_prompt=target, source_image=reference, source_caption=caption if captioned else "",
                                                 inversion=method, out=tmp / f"{method}{captioned}{i}", **base))
             psnrs[method, captioned].append(psnr(result.source_image, result.reference))
-            runs[method, captioned].append([attribute_transfer(caption, target, r.image)[0] for r in result.results])
+            runs[method, captioned].append([attribute_transfer(caption, target, r.image).taken for r in result.results])
         gen = resolve(args.model, caption, guidance=args.guidance)
         plain.append(psnr(np.asarray(pipe(**call_kwargs(pipe, gen)).images[0]), result.reference))
     print(f"  PSNR (dB) to the reference of the source run's image, mean over {args.references}")
@@ -106,11 +115,14 @@ def main() -> None:
     parser.add_argument("--guidance", type=float)
     parser.add_argument("--k", type=int, default=defaults.K)
     parser.add_argument("--mask", default="all")
+    parser.add_argument("--blocks", nargs="*", default=[], help='block names or ranges ("0:4"); default all')
+    parser.add_argument("--window", type=int, nargs=2, default=None, metavar=("START", "END"), help="step range (half-open)")
     parser.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    base = dict(spec=ModelSpec(args.model), guidance=args.guidance, k=args.k, mask=args.mask, alphas=tuple(args.alphas))
+    base = dict(spec=ModelSpec(args.model), guidance=args.guidance, k=args.k, mask=args.mask, alphas=tuple(args.alphas),
+                blocks=tuple(args.blocks), window=tuple(args.window) if args.window else (None, None))
     tmp = Path(tempfile.mkdtemp(prefix="transport-bench-"))
     start = time.perf_counter()
     header = f"  {'':<30}" + "".join(f"a={a:<6g}" for a in args.alphas)

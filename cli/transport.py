@@ -70,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
     for row in data["results"]:
         transfer = "" if row["from_source"] is None else f"  from source {row['from_source']:.2f}  from target {row['from_target']:.2f}"
+        if row.get("unchanged") is not None:
+            transfer += f"  rest kept {row['unchanged']:.2f}"
         print(f"  alpha {row['alpha']:<5g} {row['image']}{transfer}")
     if data["smoothness"] is not None:
         print(f"  smoothness {data['smoothness']:.3f}")

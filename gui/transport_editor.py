@@ -330,6 +330,8 @@ class TransportEditor(JobForm, QWidget):
             return
         row = self.report["results"][index]
         transfer = "" if row["from_source"] is None else f" · from source {row['from_source']:.2f}"
+        if row.get("unchanged") is not None:
+            transfer += f" · rest kept {row['unchanged']:.2f}"
         self.alpha_label.setText(f"alpha {row['alpha']:g}{transfer}")
         self.result_panel.show_file(self.folder / row["image"], f"result (alpha {row['alpha']:g})")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 from PIL import Image
@@ -26,11 +26,24 @@ REPORT = "transport.json"
 STRIP = "strip.png"
 
 
+class Transfer(NamedTuple):
+    """What the world reader finds in a transport result. taken / kept: shares of the attributes that
+    differ between the captions read as the source's / the target's value; unchanged: share of the
+    attributes both captions share that the result still has (a transfer that breaks the rest of the
+    image is not a transfer). None where there is nothing to count."""
+
+    taken: float | None
+    kept: float | None
+    unchanged: float | None
+
+
+UNSCORED = Transfer(None, None, None)
+
+
 def attribute_transfer(source_caption: str, target_caption: str, image: np.ndarray,
-                       reference: np.ndarray | None = None) -> tuple[float | None, float | None]:
-    """Fractions of the attributes that differ between the captions which the world reader finds
-    taken from the source, and kept from the target. A reference image without a caption of the
-    grammar is described by what the reader finds in it. None when the source or the target cannot
+                       reference: np.ndarray | None = None) -> Transfer:
+    """Score one result against its source and target. A reference image without a caption of the
+    grammar is described by what the reader finds in it. UNSCORED when the source or the target cannot
     be described, or they do not differ."""
     from ..shapes.reader import read
 
@@ -39,16 +52,18 @@ def attribute_transfer(source_caption: str, target_caption: str, image: np.ndarr
         source = parse_caption(source_caption) if reference is None or _in_grammar(source_caption) else \
             read(world_image(reference))[0].attributes()
     except ValueError:
-        return None, None
+        return UNSCORED
     if source is None:
-        return None, None
+        return UNSCORED
     differing = [name for name in ATTRIBUTES if getattr(source, name) != getattr(target, name)]
     if not differing:
-        return None, None
+        return UNSCORED
+    shared = [name for name in ATTRIBUTES if name not in differing]
     reading, _ = read(world_image(image))
     taken = sum(getattr(reading, name) == getattr(source, name) for name in differing)
     kept = sum(getattr(reading, name) == getattr(target, name) for name in differing)
-    return taken / len(differing), kept / len(differing)
+    unchanged = sum(getattr(reading, name) == getattr(target, name) for name in shared)
+    return Transfer(taken / len(differing), kept / len(differing), unchanged / len(shared) if shared else None)
 
 
 def _in_grammar(caption: str) -> bool:
@@ -91,9 +106,10 @@ def summary(result: TransportResult, clip=None) -> dict:
     world = uses_world(request.spec.model)
     rows = []
     for i, r in enumerate(result.results):
-        taken, kept = attribute_transfer(result.source_prompt, result.target_prompt, r.image, result.reference) \
-            if world else (None, None)
-        row = {"alpha": r.alpha, "image": _image_name(i, r.alpha), "from_source": taken, "from_target": kept,
+        transfer = attribute_transfer(result.source_prompt, result.target_prompt, r.image, result.reference) \
+            if world else UNSCORED
+        row = {"alpha": r.alpha, "image": _image_name(i, r.alpha), "from_source": transfer.taken,
+               "from_target": transfer.kept, "unchanged": transfer.unchanged,
                "session": str(r.session.relative_to(request.out))}
         if clip is not None:
             row["clip"] = clip.scores(r.image, result.source_prompt, result.target_prompt, result.reference)

@@ -12,6 +12,7 @@ from massivelens.engine import defaults
 from massivelens.engine.analysis.inversion import (
     encode,
     invert,
+    latent_form,
     noising_overrides,
     seed_noise,
 )
@@ -82,10 +83,13 @@ def test_attribute_transfer_counts_only_the_attributes_that_differ():
     target = Attributes("large", "blue", "circle", "white", "center")
     red, _ = render(source)
     blue, _ = render(target)
-    assert attribute_transfer(source.caption, target.caption, red) == (1.0, 0.0)
-    assert attribute_transfer(source.caption, target.caption, blue) == (0.0, 1.0)
-    assert attribute_transfer(source.caption, source.caption, red) == (None, None)
-    assert attribute_transfer("a cat", target.caption, red) == (None, None)
+    red_square, _ = render(Attributes("large", "red", "square", "white", "center"))
+    assert attribute_transfer(source.caption, target.caption, red) == (1.0, 0.0, 1.0)
+    assert attribute_transfer(source.caption, target.caption, blue) == (0.0, 1.0, 1.0)
+    # the colour moved but the shape, which both captions share, was lost: one of four kept
+    assert attribute_transfer(source.caption, target.caption, red_square) == (1.0, 0.0, 0.75)
+    assert attribute_transfer(source.caption, source.caption, red) == (None, None, None)
+    assert attribute_transfer("a cat", target.caption, red) == (None, None, None)
 
 
 @pytest.fixture(scope="module")
@@ -151,14 +155,21 @@ def test_source_values_land_in_the_mask_blocks_and_window_only(arch, tiny_pipeli
         torch.testing.assert_close(seen.values(1, first, branch)[~mask], plain.values(1, first, branch)[~mask], rtol=0, atol=0)
 
 
-def test_inverse_euler_walks_the_schedule_backwards_and_converges(tiny_pipelines):
+def _clean_latents(pipe, gen: Generation, packed: torch.Tensor) -> torch.Tensor:
+    """The denoising loop's packed latents in the form the pipeline's `latents=` takes."""
+    like = encode(pipe, np.zeros((gen.height, gen.width, 3), np.uint8))
+    return latent_form(pipe).from_loop(packed, like)
+
+
+@pytest.mark.parametrize("arch", ["flux", "flux2"])
+def test_inverse_euler_walks_the_schedule_backwards_and_converges(tiny_pipelines, arch):
     """Generate x0 from the seed's noise, invert it: the transformer sees the forward sigmas in
     reverse, and the recovered noise approaches the seed's noise as steps grow (first order)."""
-    pipe = load_pipeline(ModelSpec(str(tiny_pipelines("flux"))))
+    pipe = load_pipeline(ModelSpec(str(tiny_pipelines(arch))))
     adapter = adapter_for(pipe.transformer)
     errors = {}
     for steps in (2, 8):
-        gen = engine_generation("flux", steps=steps)
+        gen = engine_generation(arch, steps=steps, guidance=1.0)  # no CFG: one transformer call per step
         kept = {}
         generate(pipe, dict(
             call_kwargs(pipe, gen), callback_on_step_end=lambda p, i, t, d: kept.update(x0=d["latents"].clone()) or {},
@@ -167,23 +178,26 @@ def test_inverse_euler_walks_the_schedule_backwards_and_converges(tiny_pipelines
         seen = []
         handle = pipe.transformer.register_forward_pre_hook(lambda m, a, kw: seen.append(float(kw["timestep"][0])), with_kwargs=True)
         try:
-            noise = invert(pipe, adapter, gen, kept["x0"])
+            x0 = _clean_latents(pipe, gen, kept["x0"])
+            noise = invert(pipe, adapter, gen, x0)
         finally:
             handle.remove()
         visited = sorted(set(seen), key=seen.index)
         np.testing.assert_allclose(visited, [0.0, *forward.flip(0)[:-1].tolist()], atol=1e-6)
-        truth = seed_noise(pipe, gen, kept["x0"])
-        assert noise.shape == truth.shape
+        truth = seed_noise(pipe, gen, x0)
+        assert noise.shape == truth.shape == x0.shape
         errors[steps] = float((noise - truth).norm() / truth.norm())
     assert errors[8] < 0.5 * errors[2], errors
 
 
-def test_forward_noising_feeds_the_noised_reference_at_every_step(tiny_pipelines):
-    pipe = load_pipeline(ModelSpec(str(tiny_pipelines("flux"))))
-    gen = engine_generation("flux", steps=3)
+@pytest.mark.parametrize("arch", ["flux", "flux2"])
+def test_forward_noising_feeds_the_noised_reference_at_every_step(tiny_pipelines, arch):
+    pipe = load_pipeline(ModelSpec(str(tiny_pipelines(arch))))
+    gen = engine_generation(arch, steps=3, guidance=1.0)
     reference = np.random.default_rng(0).integers(0, 256, (gen.height, gen.width, 3), dtype=np.uint8)
     x0 = encode(pipe, reference)
     noise = seed_noise(pipe, gen, x0)
+    form = latent_form(pipe)
     inputs = []
     handle = pipe.transformer.register_forward_pre_hook(lambda m, a, kw: inputs.append(kw["hidden_states"].clone()), with_kwargs=True)
     try:
@@ -191,23 +205,34 @@ def test_forward_noising_feeds_the_noised_reference_at_every_step(tiny_pipelines
     finally:
         handle.remove()
     sigmas = pipe.scheduler.sigmas
-    assert len(inputs) == gen.steps  # the tiny FLUX is guidance-distilled: one call per step
+    assert len(inputs) == gen.steps
     for step, x in enumerate(inputs):
-        torch.testing.assert_close(x, (1 - sigmas[step]) * x0 + sigmas[step] * noise, rtol=1e-5, atol=1e-5)
+        expected = (1 - sigmas[step]) * form.to_loop(x0) + sigmas[step] * form.to_loop(noise)
+        torch.testing.assert_close(x, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_image_source_runs_on_flux_and_is_refused_elsewhere(tiny_pipelines, tmp_path):
+@pytest.mark.parametrize("arch", ["flux", "flux2"])
+def test_image_source_runs_on_flux_pipelines(tiny_pipelines, tmp_path, arch):
     from PIL import Image
 
-    gen = engine_generation("flux")
+    gen = engine_generation(arch)
     picture = tmp_path / "ref.png"
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(picture)
-    request = request_for("flux", tiny_pipelines("flux"), tmp_path / "out", source_prompt=None, source_image=picture, alphas=(0.5,))
-    result = transport(request)
-    assert result.reference.shape == (gen.height, gen.width, 3)  # resized to the generation size
-    with open_session(result.source_session) as s:
-        assert s.info["extra"]["inversion"] == "euler" and s.info["extra"]["caption"] == ""
-    with pytest.raises(BadRequest, match="FluxPipeline"):
+    for inversion in ("euler", "noise"):
+        request = request_for(arch, tiny_pipelines(arch), tmp_path / inversion, source_prompt=None, source_image=picture,
+                              alphas=(0.5,), inversion=inversion)
+        result = transport(request)
+        assert result.reference.shape == result.source_image.shape == (gen.height, gen.width, 3)  # resized to the generation size
+        with open_session(result.source_session) as s:
+            assert s.info["extra"]["inversion"] == inversion and s.info["extra"]["caption"] == ""
+
+
+def test_image_source_is_refused_elsewhere(tiny_pipelines, tmp_path):
+    from PIL import Image
+
+    picture = tmp_path / "ref.png"
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(picture)
+    with pytest.raises(BadRequest, match="Flux2KleinPipeline"):
         transport(request_for("sd3", tiny_pipelines("sd3"), tmp_path / "sd3", source_prompt=None, source_image=picture))
 
 
