@@ -59,6 +59,7 @@ def script(session: Session, call: dict, inputs: dict[str, tuple[np.ndarray, str
         f"pipe = DiffusionPipeline.from_pretrained(MODEL, dtype=torch.{TORCH_DTYPES.get(setup.get('dtype', info['dtype']), 'float32')})",
         f"pipe.scheduler = {scheduler}.from_config(json.loads({json.dumps(info['scheduler_config'], sort_keys=True)!r}))",
         _placement(setup.get("offload"), setup.get("device", info["device"])),
+        *_threads(setup),
         "pipe.set_progress_bar_config(disable=True)",
         "",
         f"kwargs = {_literal(call['kwargs'])}",
@@ -120,6 +121,13 @@ def _placement(offload: str | None, device: str) -> str:
     if offload == "model":
         return f"pipe.enable_model_cpu_offload(device={device!r})"
     return f"pipe.to({device!r})"
+
+
+def _threads(setup: dict) -> list[str]:
+    """CPU reductions split by thread: the same image needs the same thread count."""
+    if "cpu_threads" not in setup:
+        return []
+    return [f"torch.set_num_threads({setup['cpu_threads']})  # as recorded: CPU results depend on the thread count"]
 
 
 def _input_lines(inputs: dict[str, tuple[np.ndarray, str, str]], lists: dict[str, int]) -> list[str]:

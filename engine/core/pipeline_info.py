@@ -45,6 +45,7 @@ def setup(pipe) -> dict:
         "device": execution_device(pipe),
         "offload": "model" if getattr(pipe, "_all_hooks", None) else None,
         "scheduler_class": type(pipe.scheduler).__name__,
+        "cpu_threads": torch.get_num_threads(),  # CPU sums are bit-identical only at the same thread count
     }
     if hasattr(pipe, "get_list_adapters"):
         try:
