@@ -23,6 +23,7 @@ from PySide6.QtCore import (
 
 from massivelens.engine import defaults
 from massivelens.engine.cancel import CancelToken
+from massivelens.engine.memory import release_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,8 @@ class JobWorker(QObject):
                 self.failed.emit(user_message(exc))
         else:
             self.finished.emit(Path(path))
+        finally:
+            release_freed_memory()  # this thread's arena would otherwise keep the job's freed memory
         self.done.emit()
 
 
