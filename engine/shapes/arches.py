@@ -155,14 +155,31 @@ class Flux2(_Arch):
         h, w = self.token_grid(pipe)
         return Flux2KleinPipeline._prepare_latent_ids(torch.zeros(1, 1, h, w)).to(device)
 
-    def encode(self, modules, text: TextBatch) -> dict:
-        """Flux2KleinPipeline._get_qwen3_prompt_embeds after tokenisation, and its text ids."""
-        input_ids, attention_mask = text
-        output = modules["text_encoder"](input_ids=input_ids, attention_mask=attention_mask,
-                                         output_hidden_states=True, use_cache=False)
+    def freeze_text(self) -> None:
+        """Train the transformer alone against a fixed text encoder, as FLUX.2-klein was trained on a frozen
+        Qwen3: every caption is embedded once (prepare_text), so a step skips the 27-layer encoder."""
+        self.trained = ("transformer",)
+        self.frozen_text = True
+
+    def prepare_text(self, pipe: DiffusionPipeline, max_tokens: int) -> None:
+        super().prepare_text(pipe, max_tokens)
+        if getattr(self, "frozen_text", False):
+            with torch.no_grad():
+                self.tokens = (torch.cat([self._embed(pipe.text_encoder, ids, mask) for ids, mask
+                                          in zip(*(torch.split(t, 256) for t in self.tokens))]),)
+
+    @staticmethod
+    def _embed(text_encoder, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Flux2KleinPipeline._get_qwen3_prompt_embeds after tokenisation."""
+        output = text_encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True,
+                              use_cache=False)
         out = torch.stack([output.hidden_states[k] for k in flux2.OUT_LAYERS], dim=1)
         b, n, seq, dim = out.shape
-        embeds = out.permute(0, 2, 1, 3).reshape(b, seq, n * dim)
+        return out.permute(0, 2, 1, 3).reshape(b, seq, n * dim)
+
+    def encode(self, modules, text: TextBatch) -> dict:
+        """The prompt embeddings (from the cache when the encoder is frozen) and their text ids."""
+        embeds = text[0] if getattr(self, "frozen_text", False) else self._embed(modules["text_encoder"], *text)
         txt_ids = Flux2KleinPipeline._prepare_text_ids(embeds).to(embeds.device)
         return {"encoder_hidden_states": embeds, "txt_ids": txt_ids}
 
@@ -172,6 +189,7 @@ class Flux2(_Arch):
                                       return_dict=False, **self.encode(modules, text))[0]
 
     def assemble(self, pipe, modules) -> Flux2KleinPipeline:
+        modules = {"text_encoder": pipe.text_encoder, **modules}  # the frozen encoder is not among the trained
         return Flux2KleinPipeline(scheduler=pipe.scheduler, vae=pipe.vae, tokenizer=pipe.tokenizer,
                                   is_distilled=False, **modules)
 

@@ -56,6 +56,10 @@ class Flux2Config:
     text_dim: int = 32
     text_layers: int = 27  # hidden states 9, 18, 27 are stacked (3 x text_dim into the DiT)
     text_heads: int = 2
+    # Qwen3's own init (0.02) makes each token's embedding small beside what 27 random layers add: at init
+    # the hidden states blur a word into its prefix (a changed word moves its token's state by ~0.5 of its
+    # norm, not ~1.4). Unit-variance embeddings keep every word's identity in hidden states 9, 18 and 27.
+    text_embedding_std: float = 1.0
     vae_channels: tuple[int, ...] = (16, 32, 32)  # as shapes-dit's, so its trained VAE can be reused
     latent_channels: int = 4
     dit_heads: int = 4
@@ -101,7 +105,7 @@ def build_qwen_tokenizer(max_tokens: int) -> Qwen2TokenizerFast:
 
 
 def _qwen3(tokenizer: Qwen2TokenizerFast, config: Flux2Config) -> Qwen3ForCausalLM:
-    return Qwen3ForCausalLM(
+    model = Qwen3ForCausalLM(
         Qwen3Config(
             vocab_size=len(tokenizer), hidden_size=config.text_dim, intermediate_size=2 * config.text_dim,
             num_hidden_layers=config.text_layers, num_attention_heads=config.text_heads, num_key_value_heads=1,
@@ -109,6 +113,9 @@ def _qwen3(tokenizer: Qwen2TokenizerFast, config: Flux2Config) -> Qwen3ForCausal
             tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
         )
     )
+    with torch.no_grad():
+        model.get_input_embeddings().weight.normal_(0.0, config.text_embedding_std)
+    return model
 
 
 def build_pipeline(config: Flux2Config = Flux2Config(), seed: int = 0) -> Flux2KleinPipeline:

@@ -176,11 +176,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from the pipeline in --out")
     parser.add_argument("--dit-heads", type=int, default=ModelConfig.dit_heads, help="DiT width in 32-wide heads")
     parser.add_argument("--dit-single-layers", type=int, default=ModelConfig.dit_single_layers)
+    parser.add_argument("--freeze-text-encoder", action="store_true",
+                        help="flux2: train the transformer alone on cached embeddings of the fixed (random) Qwen3")
     parser.add_argument("--tiny", action="store_true", help="the tests' tiny configuration (smoke runs)")
     args = parser.parse_args(argv)
     arch = ARCHES[args.arch]()
     args.out = args.out or Path(arch.default_out)
     args.log = args.log or Path("runs") / args.out.name / LOG_NAME
+    if args.freeze_text_encoder and not hasattr(arch, "freeze_text"):
+        parser.error("--freeze-text-encoder needs --arch flux2")
     if not args.resume and args.vae_steps < 1 and args.vae_from is None:
         parser.error("--vae-steps must be at least 1 for a fresh model without --vae-from")
 
@@ -214,6 +218,8 @@ def main(argv: list[str] | None = None) -> None:
             pipe.vae.to(device).eval().requires_grad_(False)
         if args.vae_steps > 0:
             train_vae(pipe, rng, args.vae_steps, 16, device, logger)
+    if args.freeze_text_encoder:
+        arch.freeze_text()
     print("parameters", arch.parameter_counts(pipe), flush=True)
 
     latents, captions = encode_latents(pipe, rng.integers(0, HELDOUT_SEED_BASE, args.cache), device)
