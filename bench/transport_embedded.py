@@ -1,6 +1,7 @@
 """Transport on the embedded model: attribute transfer across alpha, and inverse Euler vs forward noising.
 
     python bench/transport_embedded.py [--pairs 8] [--references 6] [--k 16] [--guidance G] [--attributes size position color]
+    python bench/transport_embedded.py --references 0 --k 4 8 16 32 64 128   # how transfer grows with k
 
 (a) Prompt interpolation: held-out captions as targets, the same caption with one attribute changed
 as sources; the world reader says whether each result takes that attribute from the source
@@ -11,7 +12,8 @@ or without them, transported into targets whose subject has another size and pos
 PSNR of the source run's own image against the reference (inverse Euler: the reconstruction from
 the inverted noise; noising: the VAE round trip, since its last step lands on x0), the same for a
 plain generation of the caption, and from_source per alpha.
-Settings not given are the model's own (massivelens.json).
+Settings not given (k, blocks, window, mask, guidance) are the model's own (massivelens.json); several
+--k values repeat part (a) at each k.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from massivelens.engine import defaults  # noqa: E402
 from massivelens.engine.analysis.metrics import psnr  # noqa: E402
-from massivelens.engine.analysis.transport import TransportRequest, transport  # noqa: E402
+from massivelens.engine.analysis.transport import TransportRequest, transport, with_model_defaults  # noqa: E402
 from massivelens.engine.analysis.transport_report import attribute_transfer, smoothness  # noqa: E402
 from massivelens.engine.generation import call_kwargs, resolve  # noqa: E402
 from massivelens.engine.loading import ModelSpec, load_pipeline  # noqa: E402
@@ -57,14 +59,16 @@ def row(label: str, values: list[list[float]]) -> str:
 
 
 def prompt_table(args: argparse.Namespace, base: dict, tmp: Path, header: str) -> None:
-    print(f"(a) prompt interpolation: from_source per alpha (k={args.k}, guidance {args.guidance or 'default'}, mask {args.mask})")
+    own = with_model_defaults(TransportRequest(target_prompt="-", source_prompt="-", out=tmp, **base))
+    print(f"(a) prompt interpolation: from_source per alpha (k={own.k}, guidance {args.guidance or 'default'}, "
+          f"mask {own.mask}, blocks {' '.join(own.blocks) or 'all'}, window {own.window})")
     print(header)
     last: dict[str, tuple[float, float, float]] = {}
     for name in args.attributes:
         runs, rest, smooth = [], [], []
         for i, (caption, _, _) in enumerate(heldout_samples(args.pairs)):
             source = changed(parse_caption(caption), name).caption
-            result = transport(TransportRequest(target_prompt=caption, source_prompt=source, out=tmp / f"{name}{i}", **base))
+            result = transport(TransportRequest(target_prompt=caption, source_prompt=source, out=tmp / f"{name}{i}{own.k}", **base))
             scores = [attribute_transfer(source, caption, r.image) for r in result.results]
             runs.append([s.taken for s in scores])
             rest.append(scores[-1].unchanged)
@@ -113,21 +117,21 @@ def main() -> None:
     parser.add_argument("--references", type=int, default=6, help="reference images (0: skip part b)")
     parser.add_argument("--attributes", nargs="+", default=["size", "position", "shape", "color", "background"])
     parser.add_argument("--guidance", type=float)
-    parser.add_argument("--k", type=int, default=defaults.K)
-    parser.add_argument("--mask", default="all")
-    parser.add_argument("--blocks", nargs="*", default=[], help='block names or ranges ("0:4"); default all')
+    parser.add_argument("--k", type=int, nargs="+", default=[None], help="channels per block; several: part (a) at each")
+    parser.add_argument("--mask")
+    parser.add_argument("--blocks", nargs="*", help='block names or ranges ("0:4"), or all')
     parser.add_argument("--window", type=int, nargs=2, default=None, metavar=("START", "END"), help="step range (half-open)")
     parser.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    base = dict(spec=ModelSpec(args.model), guidance=args.guidance, k=args.k, mask=args.mask, alphas=tuple(args.alphas),
-                blocks=tuple(args.blocks), window=tuple(args.window) if args.window else (None, None))
+    base = dict(spec=ModelSpec(args.model), guidance=args.guidance, k=args.k[0], mask=args.mask, alphas=tuple(args.alphas),
+                blocks=None if args.blocks is None else tuple(args.blocks), window=tuple(args.window) if args.window else None)
     tmp = Path(tempfile.mkdtemp(prefix="transport-bench-"))
     start = time.perf_counter()
     header = f"  {'':<30}" + "".join(f"a={a:<6g}" for a in args.alphas)
-    if args.pairs:
-        prompt_table(args, base, tmp, header)
+    for k in args.k if args.pairs else ():
+        prompt_table(args, {**base, "k": k}, tmp, header)
     if args.references:
         reference_table(args, base, tmp, header)
     print(f"\n{time.perf_counter() - start:.0f} s, outputs in {tmp}")

@@ -29,10 +29,12 @@ def add_parser(sub) -> None:
     p.add_argument("--source-caption", default="", help="caption of the reference image (default: none)")
     p.add_argument("--target-prompt", required=True)
     p.add_argument("--alpha", nargs="+", type=float, default=list(ALPHAS), help="strengths in [0, 1], one image each")
-    p.add_argument("--blocks", nargs="+", default=[], metavar="BLOCK", help="block names or index ranges like 0:4 (default: all)")
-    p.add_argument("--window", "--step-window", dest="window", type=step_window, default=(None, None), metavar="START:END",
-                   help="denoising steps that are transported, half-open (default: all)")
-    p.add_argument("--mask", choices=MASK_MODES, default=MASK_MODES[0], help="where: source or target foreground, their union, or all tokens")
+    p.add_argument("--blocks", nargs="+", metavar="BLOCK",
+                   help="block names, index ranges like 0:4, or all (default: the model's transport defaults, else all)")
+    p.add_argument("--window", "--step-window", dest="window", type=step_window, metavar="START:END",
+                   help="denoising steps that are transported, half-open; ':' = all (default: the model's, else all)")
+    p.add_argument("--mask", choices=MASK_MODES,
+                   help="where: source or target foreground, their union, or all tokens (default: the model's, else all)")
     p.add_argument("--mask-step", type=int, help="step of the token maps the masks are clustered on (default: middle)")
     p.add_argument("--mask-block", type=int, help="block index of those token maps (default: middle)")
     p.add_argument("--inversion", choices=INVERSIONS, default="euler", help="how a reference image becomes a trajectory")
@@ -40,6 +42,7 @@ def add_parser(sub) -> None:
                    help="guidance of the reference's inversion and trajectory (default: 1, no classifier-free guidance)")
     p.add_argument("--clip", metavar="ID", help="CLIP model (hub id or local folder) for text and image similarities")
     add_generation_arguments(p)
+    p.set_defaults(k=None)  # transport's k: the model's transport defaults unless given
     p.add_argument("--out", required=True, type=Path, help="output folder")
 
 
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     request = TransportRequest(
         target_prompt=args.target_prompt, out=args.out, source_prompt=args.source_prompt, source_image=args.source_image,
         source_caption=args.source_caption, inversion=args.inversion,
-        inversion_guidance=args.inversion_guidance, alphas=tuple(args.alpha), blocks=tuple(args.blocks),
+        inversion_guidance=args.inversion_guidance, alphas=tuple(args.alpha), blocks=None if args.blocks is None else tuple(args.blocks),
         window=args.window, mask=args.mask, k=args.k, mask_step=args.mask_step, mask_block=args.mask_block,
         spec=ModelSpec(args.model, args.dtype, args.device, args.offload), negative_prompt=args.negative_prompt,
         seed=args.seed, steps=args.steps, guidance=args.guidance, height=args.height, width=args.width, frames=args.frames,

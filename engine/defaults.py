@@ -6,6 +6,7 @@ model does: 64x64, few steps); hub models fall back to the pipeline's own size a
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from massivelens.resources import EMBEDDED_MODEL
@@ -40,8 +41,27 @@ INVERSION_GUIDANCE = 1.0
 
 
 def model_defaults(model: str) -> dict:
-    """Generation defaults stored beside a local pipeline (keys: steps, guidance, height, width)."""
+    """Generation defaults stored beside a local pipeline (keys: steps, guidance, height, width; `transport`)."""
     path = Path(model) / MODEL_DEFAULTS_FILE
     if not path.is_file():
         return {}
     return json.loads(path.read_text())
+
+
+@dataclass(frozen=True)
+class TransportSettings:
+    """Where transport acts. A model folder's `transport` entry in massivelens.json holds the settings
+    measured best on it (blocks as names or "START:END" ranges, window as [start, end], mask, k);
+    anything else transports the top K channels of every block at every step, on all tokens."""
+
+    blocks: tuple[str, ...] = ()  # () = every block
+    window: tuple[int | None, int | None] = (None, None)  # half-open; None = first / last step
+    mask: str = MASK_MODES[0]
+    k: int = K
+
+
+def transport_defaults(model: str) -> TransportSettings:
+    own = model_defaults(model).get("transport", {})
+    window = own.get("window", [None, None])
+    return TransportSettings(blocks=tuple(own.get("blocks", ())), window=(window[0], window[1]),
+                             mask=own.get("mask", MASK_MODES[0]), k=int(own.get("k", K)))

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from massivelens.engine.cancel import CancelToken
-from massivelens.engine.defaults import INVERSION_GUIDANCE, INVERSIONS, MASK_MODES, K
+from massivelens.engine.defaults import DEFAULT_MODEL, INVERSION_GUIDANCE, INVERSIONS, MASK_MODES, K, transport_defaults
 
 from .export import export_reporting, save_dialog
 from .generation_fields import GenerationFields
@@ -186,7 +186,9 @@ class TransportEditor(JobForm, QWidget):
         self.mask.addItems(MASK_MODES)
         self.k = QSpinBox()
         self.k.setRange(1, 4096)
-        self.k.setValue(K)
+        self._model_defaults = None
+        self.model.currentTextChanged.connect(self._show_model_defaults)
+        self._show_model_defaults(self.model.currentText())
         self.alphas = QLineEdit("0 0.25 0.5 0.75 1")
         self.alpha = QSlider(Qt.Orientation.Horizontal)
         self.alpha.setEnabled(False)
@@ -256,6 +258,19 @@ class TransportEditor(JobForm, QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         self._show_source_rows(self.source_kind.currentText())
+
+    def _show_model_defaults(self, text: str) -> None:
+        """Fill blocks, window, mask and k with the chosen model's transport defaults (its massivelens.json),
+        when they differ from the last model's: typing a path keeps what the user set."""
+        own = transport_defaults(model_choice(text) or DEFAULT_MODEL)
+        if own == self._model_defaults:
+            return
+        self._model_defaults = own
+        self.blocks.setText(" ".join(own.blocks))
+        start, end = own.window
+        self.window.setText("" if own.window == (None, None) else f"{'' if start is None else start}:{'' if end is None else end}")
+        self.mask.setCurrentText(own.mask)
+        self.k.setValue(own.k)
 
     def _show_source_rows(self, kind: str) -> None:
         """Only the rows of the chosen source kind (rows 1-5: prompt, reference, caption, inversion, its guidance)."""

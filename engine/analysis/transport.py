@@ -43,8 +43,10 @@ NO_CAPTION = "(reference image, no caption)"
 class TransportRequest:
     """One transport sweep. Exactly one of source_prompt / source_image; None means the default.
 
-    `blocks` holds block names or index ranges ("0:4", half-open; "3" is one block), empty = all;
-    `window` is the half-open step range (start, end), None ends meaning the first / last step;
+    `blocks` holds block names or index ranges ("0:4", half-open; "3" is one block; "all"), empty = all;
+    `window` is the half-open step range (start, end), None ends meaning the first / last step.
+    `blocks`, `window`, `mask` and `k` left None take the model's transport defaults
+    (`defaults.transport_defaults`: its massivelens.json, else every block and step, all tokens, K).
     `mask_step` / `mask_block` pick the token maps the masks are clustered on (default: middle).
     `inversion_guidance` is the guidance of a reference's inversion and trajectory: without
     classifier-free guidance (1.0) the trajectory reconstructs the reference far better, and having
@@ -59,10 +61,10 @@ class TransportRequest:
     inversion: str = "euler"
     inversion_guidance: float = INVERSION_GUIDANCE
     alphas: tuple[float, ...] = ALPHAS
-    blocks: tuple[str, ...] = ()
-    window: tuple[int | None, int | None] = (None, None)
-    mask: str = MASK_MODES[0]
-    k: int = defaults.K
+    blocks: tuple[str, ...] | None = None
+    window: tuple[int | None, int | None] | None = None
+    mask: str | None = None
+    k: int | None = None
     mask_step: int | None = None
     mask_block: int | None = None
     spec: ModelSpec = field(default_factory=lambda: ModelSpec(defaults.DEFAULT_MODEL))
@@ -105,8 +107,8 @@ class TransportResult:
 
 
 def select_blocks(specs: Sequence[str], names: Sequence[str]) -> list[str]:
-    """Block names from names or index ranges, in the model's call order; empty -> all blocks."""
-    if not specs:
+    """Block names from names or index ranges, in the model's call order; empty or "all" -> all blocks."""
+    if not specs or "all" in specs:
         return list(names)
     chosen: set[str] = set()
     for spec in specs:
@@ -188,6 +190,7 @@ def transport(
 ) -> TransportResult:
     """Record the plain target, the source with a capture of the target's channels, then one
     transported target per alpha."""
+    request = with_model_defaults(request)
     _validate(request)
     pipe = load_pipeline(request.spec)
     adapter = adapter_for(pipe.transformer)
@@ -230,6 +233,13 @@ def transport(
         request, target.prompt, source.prompt, _image(target_session), _image(source_session), reference, results,
         blocks, window, mask, mask_at, channels, target_session, source_session,
     )
+
+
+def with_model_defaults(request: TransportRequest) -> TransportRequest:
+    """The request with every setting left None taken from the model's transport defaults."""
+    own = defaults.transport_defaults(request.spec.model)
+    return replace(request, **{name: getattr(own, name) for name in ("blocks", "window", "mask", "k")
+                               if getattr(request, name) is None})
 
 
 def _validate(request: TransportRequest) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +102,20 @@ def test_image_source_on_another_pipeline_is_refused(tiny_pipelines, tmp_path, c
                  "--steps", "1", "--height", str(kw["height"]), "--width", str(kw["width"]), "--out", str(tmp_path / "o")])
     assert code == 1
     assert "need a FluxPipeline" in capsys.readouterr().err
+
+
+def test_a_models_transport_defaults_apply_unless_given(tiny_pipelines, tmp_path):
+    """A model folder's massivelens.json `transport` entry sets blocks, window, mask and k; flags override it."""
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_pipelines("flux"), folder)
+    own = {"blocks": ["single.0"], "window": [1, 2], "mask": "target", "k": 2}
+    (folder / "massivelens.json").write_text(json.dumps({"transport": own}))
+    kw = tiny_call_kwargs("flux")
+    common = ["transport", "--source-prompt", "a blue square", "--target-prompt", "a red circle", "--alpha", "1", "--model", str(folder),
+              "--steps", "2", "--height", str(kw["height"]), "--width", str(kw["width"])]
+    assert main([*common, "--out", str(tmp_path / "own")]) == 0
+    data = json.loads((tmp_path / "own" / "transport.json").read_text())
+    assert (data["blocks"], data["steps"], data["mask"], data["k"]) == (["single.0"], [1, 2], "target", 2)
+    assert main([*common, "--blocks", "all", "--window", ":", "--mask", "all", "--k", "3", "--out", str(tmp_path / "given")]) == 0
+    data = json.loads((tmp_path / "given" / "transport.json").read_text())
+    assert (data["blocks"], data["steps"], data["mask"], data["k"]) == (["double.0", "double.1", "single.0", "single.1"], [0, 2], "all", 3)

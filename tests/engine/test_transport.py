@@ -52,7 +52,7 @@ def engine_generation(arch: str, **changes) -> Generation:
 
 
 def test_blocks_and_step_windows_parse_names_and_ranges():
-    assert select_blocks([], NAMES) == NAMES
+    assert select_blocks([], NAMES) == NAMES == select_blocks(["all"], NAMES)
     assert select_blocks(["single.1", "0:2"], NAMES) == ["double.0", "double.1", "single.1"]
     assert select_blocks(["2:"], NAMES) == ["single.0", "single.1"]
     assert select_blocks(["-1"], NAMES) == ["single.1"]

@@ -142,3 +142,24 @@ def test_image_source_transport_at_the_editors_defaults_takes_from_the_reference
     rows = editor.report["results"]
     assert editor.report["source"]["inversion"] == "noise" and editor.report["source"]["source_psnr"] > 25
     assert rows[0]["from_source"] == 0.0 and rows[-1]["from_source"] > 0
+
+
+def test_choosing_a_model_shows_its_transport_defaults(editor, tiny_pipelines, tmp_path):
+    import json
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_pipelines("flux"), folder)
+    (folder / "massivelens.json").write_text(json.dumps({"transport": {"blocks": ["1:3"], "window": [2, None], "mask": "union", "k": 5}}))
+    start = (editor.blocks.text(), editor.window.text(), editor.mask.currentText(), editor.k.value())
+    editor.model.setEditText(str(folder))
+    assert (editor.blocks.text(), editor.window.text(), editor.mask.currentText(), editor.k.value()) == ("1:3", "2:", "union", 5)
+    editor.source_prompt.setText("a blue square")
+    editor.target_prompt.setText("a red circle")
+    params = editor.params(tmp_path / "out")
+    assert (params.blocks, params.window, params.mask, params.k) == ("1:3", "2:", "union", 5)
+    editor.k.setValue(7)
+    editor.model.setEditText(str(folder) + "/")  # the same model's defaults: the user's k stays
+    assert editor.k.value() == 7
+    editor.model.setCurrentIndex(0)
+    assert (editor.blocks.text(), editor.window.text(), editor.mask.currentText(), editor.k.value()) == start
