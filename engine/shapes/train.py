@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--snapshot-every", type=int, default=250, help="DiT steps between activation snapshots (0: none)")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=8e-4)
+    parser.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay of the DiT phase")
     parser.add_argument("--cache", type=int, default=24000, help="pre-encoded training images")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
@@ -238,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     ema = {n: copy.deepcopy(m).eval().requires_grad_(False) for n, m in modules.items()}
     params = [p for m in modules.values() for p in m.parameters()]
     ema_params = [p for m in ema.values() for p in m.parameters()]
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01, foreach=True)  # one kernel per op, not per tensor
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay, foreach=True)  # one kernel per op, not per tensor
     warmup = 0 if args.resume else 300
     grid = arch.token_grid(pipe)
     meta = {"arch": args.arch, "config": arch.config_dict(config), "args": {k: str(v) for k, v in vars(args).items()},
