@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from massivelens.engine.shapes.snapshots import SNAPSHOT_FILE, read  # noqa: E402
 from massivelens.engine.shapes.train import LOG_NAME  # noqa: E402
-from massivelens.resources import EMBEDDED_MODEL  # noqa: E402
+from massivelens.resources import FOLDER  # noqa: E402
 
 # name -> (what it changes, extra train flags; "{steps}" is the run's --steps)
 VARIANTS: dict[str, tuple[str, list[str]]] = {
@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--snapshot-every", type=int, default=250)
     parser.add_argument("--out", type=Path, default=Path("runs/growth"))
-    parser.add_argument("--vae-from", default=str(EMBEDDED_MODEL), help="model whose VAE is reused; none: train one (200 steps)")
+    parser.add_argument("--vae-from", default=str(FOLDER / "shapes-dit"), help="model whose VAE is reused; none: train one (200 steps)")
     parser.add_argument("--report", type=Path, metavar="OUT", help="print the table of finished variants in OUT and stop")
     parser.add_argument("--train-flags", nargs=argparse.REMAINDER, default=[], help="passed on to every training run (last)")
     args = parser.parse_args()

@@ -21,17 +21,18 @@ from PySide6.QtWidgets import (
 )
 
 from massivelens.engine import defaults
+from massivelens.resources import EMBEDDED_LABELS, EMBEDDED_MODEL
 from massivelens.sessions.schema import CONTROL_SETS, PROFILES
 
 from .generation_fields import GenerationFields
 from .worker import RecordParams
 
-EMBEDDED = "embedded model (shapes)"
+EMBEDDED = f"embedded model ({EMBEDDED_MODEL.name}, {EMBEDDED_LABELS[EMBEDDED_MODEL.name]})"
 
 
 def embedded_items() -> list[str]:
     """The model list's fixed entries: the default embedded model, then every other shipped one by folder."""
-    from massivelens.resources import EMBEDDED_LABELS, EMBEDDED_MODEL, embedded_models
+    from massivelens.resources import embedded_models
 
     others = [f"{name} ({EMBEDDED_LABELS[name]})" for name in embedded_models() if name != EMBEDDED_MODEL.name]
     return [EMBEDDED, *others]

@@ -158,3 +158,32 @@ def test_text_embeddings_keep_each_words_identity_in_the_stacked_hidden_states()
     e = e["encoder_hidden_states"]
     moved = ((e[0] - e[1]).norm(dim=-1) / e[0].norm(dim=-1))[-8:-6]  # "top left" -> "bottom right"
     assert (moved > 1.2).all(), moved
+
+
+SHIPPED = Path(__file__).resolve().parent.parent / "resources" / "shapes-flux2"
+
+
+def test_the_shipped_flux2_model_is_the_default_and_draws_its_captions():
+    """Loaded and called as a user calls FLUX.2-klein, at its own settings, it draws what held-out captions say."""
+    from massivelens.engine import defaults
+    from massivelens.engine.shapes.reader import read
+
+    assert Path(defaults.DEFAULT_MODEL) == SHIPPED
+    own = defaults.model_defaults(str(SHIPPED))
+    pipe = DiffusionPipeline.from_pretrained(SHIPPED)
+    assert isinstance(pipe, Flux2KleinPipeline)
+    pipe.set_progress_bar_config(disable=True)
+    captions = [caption for caption, _, _ in world.heldout_samples(4, offset=300)]
+    for caption in captions:
+        image = pipe(prompt=caption, generator=torch.Generator().manual_seed(0), output_type="np", height=own["height"],
+                     width=own["width"], num_inference_steps=own["steps"], guidance_scale=own["guidance"],
+                     max_sequence_length=own["max_sequence_length"]).images[0]
+        reading, _ = read((image * 255).round().astype(np.uint8))
+        assert reading.attributes() == world.parse_caption(caption), caption
+
+
+def test_sessions_recorded_elsewhere_on_an_embedded_model_still_score_the_world(tmp_path):
+    from massivelens.engine.analysis.metrics import uses_world
+
+    assert uses_world("/another/machine/resources/shapes-flux2") and uses_world("/another/machine/resources/shapes-dit")
+    assert not uses_world(str(tmp_path / "some-model"))

@@ -39,11 +39,12 @@ def temporal_consistency(frames: np.ndarray) -> float | None:
 
 def uses_world(model: str) -> bool:
     """Whether a model generates the Shapes world (its folder says so in massivelens.json). A session recorded on
-    another machine names the embedded model by its path there: a missing folder of that name means this one."""
-    from massivelens.resources import EMBEDDED_MODEL
+    another machine names an embedded model by its path there: a missing folder of that name means the one here."""
+    from massivelens.resources import embedded_models
 
-    if not Path(model).is_dir() and Path(model).name == EMBEDDED_MODEL.name:
-        model = str(EMBEDDED_MODEL)
+    shipped = embedded_models()
+    if not Path(model).is_dir() and Path(model).name in shipped:
+        model = str(shipped[Path(model).name])
     return defaults.model_defaults(model).get("world") == "shapes"
 
 

@@ -16,6 +16,8 @@ import torch
 from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler, Flux2KleinPipeline
 from PIL import Image
 
+from massivelens.resources import EMBEDDED_MODEL
+
 from .model import CFG, NEGATIVE_PROMPT, STEPS
 from .reader import score
 from .world import SIZE, heldout_samples
@@ -64,7 +66,7 @@ def evaluate(pipe: DiffusionPipeline, n: int, steps: int = DEFAULT_STEPS, cfg: f
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=Path("resources/shapes-dit"))
+    parser.add_argument("--model", type=Path, default=EMBEDDED_MODEL)
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     parser.add_argument("--cfg", type=float, default=DEFAULT_CFG)

@@ -18,7 +18,7 @@ def test_the_example_session_ships_small_and_complete():
     with open_session(EXAMPLE_SESSION) as s:
         assert s.complete and s.channel_sets == ("top", "bottom", "random")
         assert parse_caption(s.info["prompt"]).shape == "circle"
-        assert s.info["transformer_class"] == "FluxTransformer2DModel"
+        assert s.info["transformer_class"] == "Flux2Transformer2DModel"  # recorded from the default embedded model
 
 
 def test_first_launch_opens_the_example_and_later_launches_do_not(qtbot, tmp_path):

@@ -8,14 +8,12 @@ from massivelens.gui.record_panel import EMBEDDED, RecordPanel, embedded_items, 
 from massivelens.gui.transport_editor import TransportEditor
 
 
-def test_the_lists_name_each_shipped_embedded_model(qtbot, tmp_path, monkeypatch):
-    second = tmp_path / "shapes-flux2"
-    monkeypatch.setattr(resources, "embedded_models",
-                        lambda: {"shapes-dit": resources.EMBEDDED_MODEL, "shapes-flux2": second})
+def test_the_lists_name_each_shipped_embedded_model(qtbot, tmp_path):
     items = embedded_items()
-    assert items == [EMBEDDED, "shapes-flux2 (FLUX.2-klein architecture)"]
+    assert items == [EMBEDDED, "shapes-dit (FLUX.1 architecture)"]
+    assert "shapes-flux2" in EMBEDDED and "FLUX.2-klein" in EMBEDDED  # the default names itself
     assert model_choice(EMBEDDED) is None and model_choice("") is None
-    assert model_choice(items[1]) == str(second)
+    assert model_choice(items[1]) == str(resources.FOLDER / "shapes-dit")
     assert model_choice("black-forest-labs/FLUX.1-dev") == "black-forest-labs/FLUX.1-dev"
     for widget in (RecordPanel(), TransportEditor(tmp_path / "runs")):
         qtbot.addWidget(widget)
@@ -24,7 +22,7 @@ def test_the_lists_name_each_shipped_embedded_model(qtbot, tmp_path, monkeypatch
     qtbot.addWidget(panel)
     panel.prompt.setText("a small red circle on a blue background at top left")
     panel.model.setCurrentIndex(1)
-    assert panel.params(Path(tmp_path / "x.h5")).model == str(second)
+    assert panel.params(Path(tmp_path / "x.h5")).model == str(resources.FOLDER / "shapes-dit")
 
 
 def test_only_shipped_folders_are_listed():
