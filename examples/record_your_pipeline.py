@@ -18,7 +18,7 @@ model = sys.argv[1] if len(sys.argv) > 1 else str(EMBEDDED_MODEL)
 pipe = DiffusionPipeline.from_pretrained(model, dtype=torch.float32)
 pipe.set_progress_bar_config(disable=True)
 call = dict(prompt="a large red circle on a white background at center", height=64, width=64, num_inference_steps=20,
-            negative_prompt="", true_cfg_scale=4.0, max_sequence_length=16)  # the embedded model's settings
+            guidance_scale=4.0, max_sequence_length=20)  # the default embedded model's settings (Flux2KleinPipeline)
 
 # 1. A drop-in for pipe(...): the same output object, plus a session file.
 steps_seen = []

@@ -71,6 +71,8 @@ class RecordPanel(QWidget):
         super().__init__(parent)
         self.model = QComboBox()
         self.model.setEditable(True)
+        self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model.setMinimumContentsLength(24)  # long entries and hub ids scroll instead of widening the window
         self.model.addItems(embedded_items())
         self.model.setToolTip("the embedded model, a hub id (e.g. black-forest-labs/FLUX.1-dev) or a local folder; "
                               "Help > Supported Architectures lists the transformer classes")

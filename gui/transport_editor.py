@@ -176,6 +176,8 @@ class TransportEditor(JobForm, QWidget):
         self.target_prompt.setPlaceholderText("a large blue circle on a white background at center")
         self.model = QComboBox()
         self.model.setEditable(True)
+        self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model.setMinimumContentsLength(24)  # long entries and hub ids scroll instead of widening the window
         self.model.addItems(embedded_items())
         self.generation = GenerationFields()
         self.blocks = QLineEdit()

@@ -43,8 +43,10 @@ def test_the_wheel_holds_one_package_with_the_embedded_model(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     tops = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert tops == {"massivelens"}
-    assert "massivelens/resources/shapes-dit/transformer/diffusion_pytorch_model.safetensors" in names
-    assert "massivelens/resources/shapes-dit/massivelens.json" in names
+    for model in ("shapes-flux2", "shapes-dit"):
+        assert f"massivelens/resources/{model}/transformer/diffusion_pytorch_model.safetensors" in names
+        assert f"massivelens/resources/{model}/massivelens.json" in names
+    assert "massivelens/resources/shapes-flux2/tokenizer/chat_template.jinja" in names
     assert "massivelens/sessions/SCHEMA.md" in names and "massivelens/engine/core/hooks.py" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "massivelens = massivelens.cli.main:entry" in zipfile.ZipFile(wheel).read(entry_points).decode()
@@ -66,7 +68,7 @@ def test_the_installed_command_runs_from_a_folder_with_its_own_engine_and_cli(wh
     assert recorded.returncode == 0, recorded.stderr[-2000:]
     shown = subprocess.run([*command, "inspect", "x.h5", "--json"], cwd=project, env=env, capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr[-2000:]
-    assert str(target / "massivelens" / "resources" / "shapes-dit") in shown.stdout  # the model came from the wheel
+    assert str(target / "massivelens" / "resources" / "shapes-flux2") in shown.stdout  # the default model came from the wheel
     screenshot = subprocess.run([*command, "x.h5", "--screenshot", "shot.png"], cwd=project, env=env, capture_output=True,
                                 text=True, timeout=300)
     assert screenshot.returncode == 0, screenshot.stderr[-2000:]

@@ -82,7 +82,7 @@ def test_compact_readings_match_the_exact_hidden_states_of_the_same_run(tmp_path
     pipe.set_progress_bar_config(disable=True)
     names = massivelens.engine.core.architectures.adapter_for(pipe.transformer).block_names(pipe.transformer)
     call = dict(prompt="a large red circle on a white background at center", height=64, width=64, num_inference_steps=8,
-                negative_prompt="", true_cfg_scale=4.0, max_sequence_length=16)
+                guidance_scale=4.0, max_sequence_length=20)  # the default embedded model's (Flux2KleinPipeline) settings
     massivelens.record(pipe, tmp_path / "s.h5", k=8, hidden_blocks=names, **seeded(call))
     same_masks = 0
     with massivelens.open_session(tmp_path / "s.h5") as s:
