@@ -74,6 +74,7 @@ class RecordPanel(QWidget):
         self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model.setMinimumContentsLength(24)  # long entries and hub ids scroll instead of widening the window
         self.model.addItems(embedded_items())
+        self.model.lineEdit().setCursorPosition(0)  # the entry reads from its start in a narrow field
         self.model.setToolTip("the embedded model, a hub id (e.g. black-forest-labs/FLUX.1-dev) or a local folder; "
                               "Help > Supported Architectures lists the transformer classes")
         browse = QToolButton()

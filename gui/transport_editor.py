@@ -179,6 +179,7 @@ class TransportEditor(JobForm, QWidget):
         self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model.setMinimumContentsLength(24)  # long entries and hub ids scroll instead of widening the window
         self.model.addItems(embedded_items())
+        self.model.lineEdit().setCursorPosition(0)  # the entry reads from its start in a narrow field
         self.generation = GenerationFields()
         self.blocks = QLineEdit()
         self.blocks.setPlaceholderText("all (e.g. 0:4 single.1)")
