@@ -85,10 +85,10 @@ def report(out: Path, names: list[str]) -> str:
     lines = ["| variant | changes | steps | held-out loss | peak block | max/median (step 0 -> last) | top-1 share | Sun's rule | wall |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        loss = "-" if r["heldout_loss"] is None else f"{r['heldout_loss']:.4f}"
+        loss = "-" if r["heldout_loss"] is None else f"{r['heldout_loss']:.5f}"
         wall = "-" if r["wall_s"] is None else f"{r['wall_s'] / 60:.0f} min"
         lines.append(f"| {r['variant']} | {r['changes']} | {r['steps']} | {loss} | {r['block']} | "
-                     f"{r['first_max_over_median']:.1f} -> {r['max_over_median']:.1f} | {r['top_share']:.2f} | {r['sun']:.2f} | {wall} |")
+                     f"{r['first_max_over_median']:.2f} -> {r['max_over_median']:.2f} | {r['top_share']:.2f} | {r['sun']:.2f} | {wall} |")
     table = "\n".join(lines) + "\n"
     (out / "variants.md").write_text(table)
     return table

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         stats = activation_statistics(model, args.prompts, args.seeds, work)
-    card = render(config, accuracy, stats, figures, args) + growth_section(model, growth)
+    card = render(config, accuracy, stats, figures, args) + growth_section(model, growth, saved_statistics(model))
     (model / "MODEL_CARD.md").write_text(card)
     print(f"wrote {model / 'MODEL_CARD.md'}")
     return 0
@@ -256,32 +256,59 @@ def growth_figures(model: Path) -> list[str]:
     return [p.name for p in paths if p.suffix == ".png"]
 
 
-def growth_section(model: Path, figures: list[str]) -> str:
-    """The card's section on how massive activations grew during training (or why there is none)."""
-    from massivelens.engine.shapes.snapshots import CAPTIONS, SEEDS, SNAPSHOT_FILE, T, read
+def saved_statistics(model: Path) -> list[dict] | None:
+    """The snapshot statistics of the model's saved weights (None without snapshots to compare with)."""
+    from diffusers import DiffusionPipeline
+
+    from massivelens.engine.shapes.snapshots import SNAPSHOT_FILE, measure_pipeline
+
+    if not (model / SNAPSHOT_FILE).exists():
+        return None
+    return measure_pipeline(DiffusionPipeline.from_pretrained(model))
+
+
+def growth_section(model: Path, figures: list[str], saved: list[dict] | None = None) -> str:
+    """The card's section on how massive activations grew during training (or why there is none).
+
+    saved: the saved weights measured on the snapshot batch (measure_pipeline), a last column that shows
+    whether the snapshots come from the run that produced these weights; train_config.json's "snapshots"
+    says where they come from when they do not.
+    """
+    from massivelens.engine.shapes.snapshots import CAPTIONS, SEEDS, SNAPSHOT_FILE, SUN_RELATIVE, T, read
 
     records = read(model / SNAPSHOT_FILE)
     lines = ["", "## How massive activations grew during training", ""]
     if not records:
-        lines.append("This model's training kept no activation snapshots (they were added after it was trained, "
-                     "and it could not be retrained in the session that added them: no CPU time).")
+        lines.append("This model's training kept no activation snapshots (they were added after it was trained).")
         return "\n".join(lines) + "\n"
     first, last = records[0], records[-1]
+    config = model / "train_config.json"
+    source = json.loads(config.read_text()).get("snapshots") if config.exists() else None
     lines += [
         f"Every few hundred DiT steps training ran the transformer (EMA weights, as saved) on a fixed batch: "
         f"{CAPTIONS} held-out captions x {SEEDS} noise seeds, their images noised to t = {T}. Per block, image "
         "tokens' max |x| / median |x| (mean over the batch), the top-1 channel (largest mean |x|), the share of "
         "image tokens whose largest |x| sits in it, and the share of samples meeting Sun et al.'s rule "
         f"(> 100 and > 1000x median). `{SNAPSHOT_FILE}` holds every snapshot, of the live weights too.",
+        *(["", f"Where the snapshots come from: {source}"] if source else []),
+        *(["", "The last two columns measure the saved weights on the same batch."] if saved else []),
         "",
         *[f"![{name}]({name})" for name in figures],
         "",
         f"| block | max/median at step {first['step']} | at step {last['step']} | growth | top channel | "
-        f"top-1 share at {first['step']} | at {last['step']} | Sun et al. at {last['step']} |",
-        "|---|---|---|---|---|---|---|---|",
+        f"top-1 share at {first['step']} | at {last['step']} | Sun et al. at {last['step']} |"
+        + (" saved weights: max/median | top channel, share |" if saved else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|---|" if saved else ""),
     ]
-    for a, b in zip(first["blocks"], last["blocks"]):
-        lines.append(f"| {b['block']} | {a['max_over_median']:.1f} | {b['max_over_median']:.1f} | "
-                     f"x{b['max_over_median'] / a['max_over_median']:.1f} | {b['top_channel']} | "
-                     f"{a['top_share']:.2f} | {b['top_share']:.2f} | {b['sun']:.2f} |")
+    for i, (a, b) in enumerate(zip(first["blocks"], last["blocks"])):
+        row = (f"| {b['block']} | {a['max_over_median']:.1f} | {b['max_over_median']:.1f} | "
+               f"x{b['max_over_median'] / a['max_over_median']:.1f} | {b['top_channel']} | "
+               f"{a['top_share']:.2f} | {b['top_share']:.2f} | {b['sun']:.2f} |")
+        if saved:
+            row += f" {saved[i]['max_over_median']:.1f} | {saved[i]['top_channel']}, {saved[i]['top_share']:.2f} |"
+        lines.append(row)
+    best_step, best = max(((r["step"], b) for r in records for b in r["blocks"]), key=lambda sb: sb[1]["max_over_median"])
+    lines += ["", f"Sun et al.'s rule asks for more than {SUN_RELATIVE:.0f}x the median: the largest ratio in any snapshot "
+              f"is {best['max_over_median']:.1f} ({best['block']}, step {best_step}), "
+              f"{SUN_RELATIVE / best['max_over_median']:.0f}x short of it."]
     return "\n".join(lines) + "\n"

@@ -14,7 +14,7 @@ import massivelens
 from massivelens.engine.shapes import world
 from massivelens.engine.shapes.arches import Flux2
 from massivelens.engine.shapes.model_flux2 import TINY, build_pipeline
-from massivelens.engine.shapes.snapshots import SNAPSHOT_FILE, block_statistics, read
+from massivelens.engine.shapes.snapshots import SNAPSHOT_FILE, block_statistics, measure_pipeline, read
 
 torch.set_num_threads(1)
 CAPTION = "a small red circle on a blue background at top left"
@@ -104,6 +104,10 @@ def test_flux2_training_command_writes_snapshots(tmp_path):
     assert [b["block"] for b in snapshots[-1]["blocks"]] == ["double.0", "single.0"]
     assert {"max_over_median", "top_share", "top_channel", "sun"} <= set(snapshots[-1]["blocks"][0])
     assert len(read(out / SNAPSHOT_FILE, "live")) == 3
+    saved = measure_pipeline(DiffusionPipeline.from_pretrained(out))  # what the card sets beside the last snapshot
+    for measured, recorded in zip(saved, snapshots[-1]["blocks"]):
+        assert measured["block"] == recorded["block"] and measured["top_channel"] == recorded["top_channel"]
+        assert measured["max_over_median"] == pytest.approx(recorded["max_over_median"], rel=1e-4)
 
 
 def test_model_card_plots_snapshot_growth(tmp_path):
@@ -121,6 +125,13 @@ def test_model_card_plots_snapshot_growth(tmp_path):
     assert all((tmp_path / name).stat().st_size > 0 for name in figures)
     section = growth_section(tmp_path, figures)
     assert "| double.0 | 10.0 | 40.0 | x4.0 | 3 |" in section and "![growth_ratio.png]" in section
+    assert "saved weights" not in section and "Where the snapshots come from" not in section
+    (tmp_path / "train_config.json").write_text(json.dumps({"snapshots": "a rerun of the recipe"}))
+    saved = [dict(b, max_over_median=38.0, top_share=0.75) for b in blocks(0.0)]
+    section = growth_section(tmp_path, figures, saved)
+    assert "Where the snapshots come from: a rerun of the recipe" in section
+    assert "| x4.0 | 3 | 0.50 | 0.50 | 0.00 | 38.0 | 3, 0.75 |" in section
+    assert "the largest ratio in any snapshot is 40.0 (double.0, step 500), 25x short of it" in section
 
 
 def test_a_frozen_text_encoder_is_saved_unchanged_and_its_cache_is_the_pipelines_encoding(tmp_path):

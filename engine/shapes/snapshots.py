@@ -78,6 +78,20 @@ class Snapshots:
                 f.write(json.dumps(record) + "\n")
 
 
+def measure_pipeline(pipe) -> list[dict]:
+    """The snapshot statistics of a saved pipeline's own weights, on the same fixed batch.
+
+    The model card sets them beside the last snapshot: equal when the snapshots come from the run that
+    produced the weights, and the measure of how close a rerun of the recipe came when they do not.
+    """
+    from .arches import arch_of
+
+    arch = arch_of(pipe)
+    arch.prepare_text(pipe, arch.max_tokens(pipe))
+    modules = {name: getattr(pipe, name).eval() for name in arch.trained}
+    return Snapshots(arch, pipe, torch.device("cpu")).measure(modules)
+
+
 def block_statistics(name: str, states: np.ndarray) -> dict:
     """Statistics of one block's image tokens, states (samples, tokens, channels)."""
     magnitude = np.abs(states)
