@@ -48,8 +48,8 @@ def train(name: str, args: argparse.Namespace) -> float:
     folder = args.out / name
     flags = [f.format(long=3 * args.steps) for f in VARIANTS[name][1]]
     vae = ["--vae-steps", "200"] if args.vae_from == "none" else ["--vae-from", args.vae_from, "--vae-steps", "0"]
-    command = [sys.executable, "-m", "massivelens.engine.shapes.train", "--arch", args.arch, *vae, "--decoder-steps", "0", "--steps", str(args.steps), "--batch", str(args.batch),
-               "--threads", str(args.threads), "--seed", str(args.seed), "--snapshot-every", str(args.snapshot_every),
+    command = [sys.executable, "-m", "massivelens.engine.shapes.train", "--arch", args.arch, *vae, "--decoder-steps", "0",
+               "--steps", str(args.steps), "--batch", str(args.batch), "--threads", str(args.threads), "--seed", str(args.seed), "--snapshot-every", str(args.snapshot_every),
                "--out", str(folder / "pipeline"), "--log", str(folder / LOG_NAME), *args.train_flags, *flags]
     if args.arch == "flux2":
         command.append("--freeze-text-encoder")
@@ -82,13 +82,15 @@ def summary(name: str, folder: Path) -> dict | None:
 def report(out: Path, names: list[str]) -> str:
     rows = [r for r in (summary(n, out / n) for n in names) if r is not None]
     (out / "variants.json").write_text(json.dumps(rows, indent=1) + "\n")
-    lines = ["| variant | changes | steps | held-out loss | peak block | max/median (step 0 -> last) | top-1 share | Sun's rule | wall |",
+    lines = ["| variant | changes | steps | held-out loss | peak block | max/median (step 0 -> last) | top-1 share | Sun's rule "
+             "| wall |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         loss = "-" if r["heldout_loss"] is None else f"{r['heldout_loss']:.5f}"
         wall = "-" if r["wall_s"] is None else f"{r['wall_s'] / 60:.0f} min"
         lines.append(f"| {r['variant']} | {r['changes']} | {r['steps']} | {loss} | {r['block']} | "
-                     f"{r['first_max_over_median']:.2f} -> {r['max_over_median']:.2f} | {r['top_share']:.2f} | {r['sun']:.2f} | {wall} |")
+                     f"{r['first_max_over_median']:.2f} -> {r['max_over_median']:.2f} | {r['top_share']:.2f} | "
+                     f"{r['sun']:.2f} | {wall} |")
     table = "\n".join(lines) + "\n"
     (out / "variants.md").write_text(table)
     return table
@@ -104,7 +106,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--snapshot-every", type=int, default=250)
     parser.add_argument("--out", type=Path, default=Path("runs/growth"))
-    parser.add_argument("--vae-from", default=str(FOLDER / "shapes-dit"), help="model whose VAE is reused; none: train one (200 steps)")
+    parser.add_argument("--vae-from", default=str(FOLDER / "shapes-dit"),
+                        help="model whose VAE is reused; none: train one (200 steps)")
     parser.add_argument("--report", type=Path, metavar="OUT", help="print the table of finished variants in OUT and stop")
     parser.add_argument("--train-flags", nargs=argparse.REMAINDER, default=[], help="passed on to every training run (last)")
     args = parser.parse_args()
