@@ -49,7 +49,8 @@ def train(name: str, args: argparse.Namespace) -> float:
     flags = [f.format(long=3 * args.steps) for f in VARIANTS[name][1]]
     vae = ["--vae-steps", "200"] if args.vae_from == "none" else ["--vae-from", args.vae_from, "--vae-steps", "0"]
     command = [sys.executable, "-m", "massivelens.engine.shapes.train", "--arch", args.arch, *vae, "--decoder-steps", "0",
-               "--steps", str(args.steps), "--batch", str(args.batch), "--threads", str(args.threads), "--seed", str(args.seed), "--snapshot-every", str(args.snapshot_every),
+               "--steps", str(args.steps), "--batch", str(args.batch), "--threads", str(args.threads), "--seed", str(args.seed),
+               "--snapshot-every", str(args.snapshot_every),
                "--out", str(folder / "pipeline"), "--log", str(folder / LOG_NAME), *args.train_flags, *flags]
     if args.arch == "flux2":
         command.append("--freeze-text-encoder")
