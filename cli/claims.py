@@ -16,6 +16,7 @@ PROMPTS = 32  # held-out captions by default: enough for intervals that separate
 
 
 def add_parser(sub) -> None:
+    from .clusters import add_foreground_argument
     from .probe import add_probe_arguments
     from .record import add_generation_arguments
 
@@ -25,6 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("--masks", type=Path,
                    help="folder of subject masks named 000.png, 001.png ... (one per prompt); for videos, folders 000/, 001/ ... of frame masks")
     p.add_argument("--clusters", type=int, default=2)
+    add_foreground_argument(p)
     add_generation_arguments(p)
     add_probe_arguments(p)
     p.add_argument("--out", required=True, type=Path)
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
              "mask_iou": e["mask_iou"], "clip": e["clip"], "n": e["n"], "units": e["units"]}
             for e in result.summary()
         ],
-        "kmeans": {**_kmeans(), "n_clusters": args.clusters},
+        "kmeans": {**_kmeans(args.foreground), "n_clusters": args.clusters},
         "clusters": curve,
         "cluster_ordering": order,
     }
@@ -88,7 +90,8 @@ def _spatial(args: argparse.Namespace, result) -> tuple[list[dict], list[dict], 
     sessions = result.sessions if not masks else result.sessions[: len(masks)]
     with open_session(sessions[0]) as s:
         steps = sorted(set(claim_steps(s)))
-    rows = evaluate(sessions, reference_masks(sessions, masks), n_clusters=args.clusters, ks=args.ks, steps=steps)
+    rows = evaluate(sessions, reference_masks(sessions, masks), n_clusters=args.clusters, ks=args.ks, steps=steps,
+                    rule=args.foreground)
     curve = miou_by_block(rows)
     return curve, ordering(curve), cluster_report(rows, args.out, f"Token clusters ({Path(args.model).name})")
 
@@ -104,7 +107,7 @@ def _no_nan(value):
     return value
 
 
-def _kmeans() -> dict:
-    from massivelens.engine.analysis.clusters import KMEANS
+def _kmeans(rule: str) -> dict:
+    from massivelens.engine.analysis.clusters import FOREGROUND, KMEANS
 
-    return dict(KMEANS)
+    return {**KMEANS, "foreground": FOREGROUND[rule], "foreground_rule": rule}

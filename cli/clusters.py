@@ -14,9 +14,19 @@ def add_parser(sub) -> None:
     p.add_argument("sessions", nargs="+", type=Path, help="session files, images or videos (record them with --controls bottom random)")
     p.add_argument("--step", type=int, help="denoising step (default: the middle one)")
     p.add_argument("--clusters", type=int, default=2, help="KMeans clusters (the paper uses 2)")
+    add_foreground_argument(p)
     p.add_argument("--masks", nargs="+", type=Path,
                    help="per session: a subject-mask image (white = subject); for a video, a folder of one mask PNG per frame, in name order")
     p.add_argument("--out", required=True, type=Path)
+
+
+def add_foreground_argument(p: argparse.ArgumentParser) -> None:
+    from massivelens.engine.analysis.clusters import DEFAULT_FOREGROUND, FOREGROUND
+
+    p.add_argument("--foreground", choices=list(FOREGROUND), default=DEFAULT_FOREGROUND,
+                   help="which cluster is the subject: score = the higher summed score (the paper's rule; it picks the "
+                        "background where the massive channels are smaller on the subject), border = the one holding "
+                        "the least of the image's border")
 
 
 def reference_masks(sessions: list[Path], masks: list[Path] | None) -> list[np.ndarray]:
@@ -66,10 +76,11 @@ def run(args: argparse.Namespace) -> int:
 
     from .reports import cluster_report, overlays
 
-    rows = evaluate(args.sessions, reference_masks(args.sessions, args.masks), args.step, args.clusters)
+    rows = evaluate(args.sessions, reference_masks(args.sessions, args.masks), args.step, args.clusters,
+                    rule=args.foreground)
     for path in cluster_report(rows, args.out, "Token clusters: subject-mask IoU per block"):
         print(f"wrote {path}")
-    for path in overlays(args.sessions, rows, args.out, args.clusters):
+    for path in overlays(args.sessions, rows, args.out, args.clusters, args.foreground):
         print(f"wrote {path}")
     curve = miou_by_block(rows)
     for strategy in dict.fromkeys(e["strategy"] for e in curve):

@@ -94,7 +94,7 @@ def _sparse(labels: list[str], most: int = 12) -> list[str]:
     return [label if i % step == 0 else "" for i, label in enumerate(labels)]
 
 
-def overlays(sessions: list[Path], rows: list[ClusterRow], out: Path, n_clusters: int) -> list[Path]:
+def overlays(sessions: list[Path], rows: list[ClusterRow], out: Path, n_clusters: int, rule: str) -> list[Path]:
     """Per session: the image (a video's first frame) with each channel set's foreground, at the block where
     top-k scores best; for a video also overlay-<session>.gif, every frame under the top-k foreground."""
     from massivelens.engine.analysis.clusters import session_masks
@@ -108,7 +108,7 @@ def overlays(sessions: list[Path], rows: list[ClusterRow], out: Path, n_clusters
         with open_session(path) as s:
             image, frames = s.image, s.frames
             block = s.blocks("image").index(best.block)
-            masks = session_masks(s, best.step, block, n_clusters)
+            masks = session_masks(s, best.step, block, n_clusters, rule=rule)
         first = {name: mask[0] if frames is not None else mask for name, mask in masks.items()}
         cells = [[image] + [overlay(image, mask) for mask in first.values()]]
         grid = image_grid(cells, [best.block], ["image"] + [f"{name}-k" for name in masks], cell=160)

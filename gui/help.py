@@ -39,9 +39,10 @@ VIEWS = [
      "and max |x|; tinted rows hold a channel massive by Sun et al.'s rule. A row click selects its top channel."),
     ("Image and token map", "the generated image and the selected channel's signed values over the image tokens "
      "(recorded for the top-k channels, or every channel of a block kept with --hidden-blocks)."),
-    ("Token clusters", "KMeans on a channel set's token maps at the selected block and step; magenta is the cluster "
-     "shown (by default the paper's foreground: the highest summed score), the cyan outline the subject mask; the "
-     "title gives every cluster's IoU with that mask."),
+    ("Token clusters", "KMeans on a channel set's first k token maps at the selected block and step; magenta is the "
+     "cluster shown (by default the rule's foreground: the paper's rule takes the highest summed score, the border rule "
+     "the cluster holding the least of the image's border, for channels smaller on the subject), the cyan outline the "
+     "subject mask; the title gives every cluster's IoU with that mask."),
 ]
 
 

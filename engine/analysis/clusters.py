@@ -1,7 +1,8 @@
 """Token clusters on a few channels: the paper's spatial claim.
 
 Image tokens restricted to k channels, each channel min-max normalised across tokens, clustered
-with KMeans; the foreground is the cluster with the larger mean summed normalised score.
+with KMeans; the foreground is the cluster with the larger mean summed normalised score (the paper's
+rule), or, sign-agnostic, the cluster that holds the least of the image's border.
 Works on the token maps a session recorded, so no model is needed. A video's tokens are clustered
 over the whole clip at once, so every latent frame's mask has the same meaning, and scored frame by
 frame against per-frame masks.
@@ -20,11 +21,17 @@ from massivelens.sessions.reader import Session, open_session
 from ..errors import BadRequest
 from .intervals import mean_interval, separated, unit_means
 
-# The clustering, named in every claims.json: KMeans(n_clusters, n_init, random_state) on the tokens'
-# min-max normalised values of the k channels; the foreground is the cluster of higher mean summed score.
+# The clustering, named in every claims.json with its foreground rule: KMeans(n_clusters, n_init,
+# random_state) on the tokens' min-max normalised values of the k channels.
 KMEANS = {"algorithm": "sklearn.cluster.KMeans", "n_clusters": 2, "n_init": 10, "random_state": 0,
-          "normalisation": "min-max per channel over the image tokens",
-          "foreground": "the cluster with the higher mean summed normalised score"}
+          "normalisation": "min-max per channel over the image tokens"}
+# Which cluster is the subject. "score" is the paper's; it assumes the massive channels are larger on the
+# subject, and picks the background where they are smaller (FLUX.2's channel 124). "border" needs no sign:
+# the background is what surrounds the picture.
+FOREGROUND = {"score": "the cluster with the higher mean summed normalised score (the paper's rule)",
+              "border": "the cluster holding the smallest share of the image's border tokens (each frame's, "
+                        "for a video); ties go to the higher score"}
+DEFAULT_FOREGROUND = "score"
 
 
 @cache
@@ -45,19 +52,36 @@ def normalise(maps: np.ndarray) -> np.ndarray:
     return (x - low) / span
 
 
-def cluster_tokens(maps: np.ndarray, n_clusters: int = KMEANS["n_clusters"], seed: int = KMEANS["random_state"]) -> tuple[np.ndarray, np.ndarray]:
-    """Cluster labels and the foreground mask (the cluster of highest mean summed score) on the maps'
-    grid: (h, w) for an image's maps (k, h, w), (frames, h, w) for a video's (k, frames, h, w)."""
+def cluster_tokens(maps: np.ndarray, n_clusters: int = KMEANS["n_clusters"], seed: int = KMEANS["random_state"],
+                   rule: str = DEFAULT_FOREGROUND) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster labels and the foreground mask by `rule` (FOREGROUND) on the maps' grid: (h, w) for an
+    image's maps (k, h, w), (frames, h, w) for a video's (k, frames, h, w)."""
     labels, means = _kmeans(maps, n_clusters, seed)
-    return labels, labels == int(np.argmax(means)) if np.isfinite(means).any() else np.zeros(labels.shape, bool)
+    if not np.isfinite(means).any():
+        return labels, np.zeros(labels.shape, bool)
+    return labels, labels == _order(labels, means, rule)[0]
 
 
-def ranked_clusters(maps: np.ndarray, n_clusters: int = KMEANS["n_clusters"], seed: int = KMEANS["random_state"]) -> np.ndarray:
-    """(K, *grid) masks of the clusters by mean summed score, highest first: [0] is the paper's foreground, the
-    rest are what a reader may prefer to call the subject when the rule picks the background."""
+def ranked_clusters(maps: np.ndarray, n_clusters: int = KMEANS["n_clusters"], seed: int = KMEANS["random_state"],
+                    rule: str = DEFAULT_FOREGROUND) -> np.ndarray:
+    """(K, *grid) masks of the clusters, the foreground by `rule` first, then the rule's next choices: what a
+    reader may prefer to call the subject when the rule picks the background."""
     labels, means = _kmeans(maps, n_clusters, seed)
-    order = np.argsort(-np.asarray(means), kind="stable")
-    return np.stack([labels == c for c in order])
+    return np.stack([labels == c for c in _order(labels, means, rule)])
+
+
+def _order(labels: np.ndarray, means: list[float], rule: str) -> np.ndarray:
+    """Cluster ids, the foreground by `rule` first."""
+    score = -np.asarray(means)
+    if rule == "score":
+        return np.argsort(score, kind="stable")
+    if rule != "border":
+        raise BadRequest(f"unknown foreground rule {rule!r}: choose from {', '.join(FOREGROUND)}")
+    edge = np.zeros(labels.shape[-2:], bool)
+    edge[[0, -1], :] = edge[:, [0, -1]] = True
+    border = labels[..., edge].ravel()
+    share = np.array([np.mean(border == c) for c in range(len(means))])
+    return np.lexsort((score, share))
 
 
 def _kmeans(maps: np.ndarray, n_clusters: int, seed: int) -> tuple[np.ndarray, list[float]]:
@@ -125,17 +149,18 @@ class ClusterRow:
 
 
 def session_masks(session: Session, step: int, block: int, n_clusters: int = KMEANS["n_clusters"],
-                  k: int | None = None) -> dict[str, np.ndarray]:
+                  k: int | None = None, rule: str = DEFAULT_FOREGROUND) -> dict[str, np.ndarray]:
     """Foreground token mask per recorded channel set ("top", and "bottom"/"random" when recorded; the
     random set's first draw) on the set's first k channels (all recorded by default); a video's masks
     are (latent frames, h, w)."""
-    return {name: set_masks(session, name, step, block, n_clusters, k)[0] for name in session.channel_sets}
+    return {name: set_masks(session, name, step, block, n_clusters, k, rule)[0] for name in session.channel_sets}
 
 
 def set_masks(session: Session, name: str, step: int, block: int, n_clusters: int = KMEANS["n_clusters"],
-              k: int | None = None) -> list[np.ndarray]:
+              k: int | None = None, rule: str = DEFAULT_FOREGROUND) -> list[np.ndarray]:
     """One channel set's foreground mask per draw (one for top and bottom) on its first k channels."""
-    return [cluster_tokens(session.set_maps(name, step, block, draw)[:k], n_clusters)[1] for draw in range(session.draws(name))]
+    return [cluster_tokens(session.set_maps(name, step, block, draw)[:k], n_clusters, rule=rule)[1]
+            for draw in range(session.draws(name))]
 
 
 def default_step(session: Session) -> int:
@@ -150,7 +175,7 @@ def claim_steps(session: Session) -> tuple[int, int]:
 
 def evaluate(
     sessions: list[Path], references: list[np.ndarray], step: int | None = None, n_clusters: int = KMEANS["n_clusters"],
-    ks: Sequence[int] | None = None, steps: Sequence[int] | None = None,
+    ks: Sequence[int] | None = None, steps: Sequence[int] | None = None, rule: str = DEFAULT_FOREGROUND,
 ) -> list[ClusterRow]:
     """IoU of every block's foreground mask, per channel set, draw and k (default: the k recorded), against
     each session's reference mask: one (H, W) mask for an image, one per output frame (frames, H, W) for a
@@ -162,15 +187,16 @@ def evaluate(
             chosen = steps if steps is not None else [default_step(s) if step is None else step]
             for at in chosen:
                 for k in [s.k] if ks is None else [k for k in ks if k <= s.k]:
-                    rows += _session_rows(s, path.name, reference, at, k, n_clusters)
+                    rows += _session_rows(s, path.name, reference, at, k, n_clusters, rule)
     return rows
 
 
-def _session_rows(s: Session, name: str, reference: np.ndarray, step: int, k: int, n_clusters: int) -> list[ClusterRow]:
+def _session_rows(s: Session, name: str, reference: np.ndarray, step: int, k: int, n_clusters: int,
+                  rule: str) -> list[ClusterRow]:
     rows = []
     for b, block in enumerate(s.blocks("image")):
         for strategy in s.channel_sets:
-            for draw, mask in enumerate(set_masks(s, strategy, step, b, n_clusters, k)):
+            for draw, mask in enumerate(set_masks(s, strategy, step, b, n_clusters, k, rule)):
                 if not s.is_video:
                     rows.append(ClusterRow(name, block, step, strategy, mask_iou(mask, reference), None, k, draw))
                     continue

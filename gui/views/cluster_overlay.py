@@ -2,15 +2,16 @@
 token maps at the selected block and step, its foreground painted on the image, and its IoU against a
 subject mask when there is one (the world reader's on the embedded model, or a mask image the user loads).
 
-The paper calls foreground the cluster of highest summed score, and often that is the background. The view
-says which cluster the rule picked, gives every cluster's IoU, and lets the user paint another cluster
-instead (`shown_rank`); `iou` always keeps the rule's choice, the number the paper's mIoU averages.
+The paper calls foreground the cluster of highest summed score, and often that is the background (FLUX.2's
+massive channel is smaller on the subject). The view says which cluster the rule picked, gives every cluster's
+IoU, offers the sign-agnostic border rule (`rule`), clusters on the set's first k channels (`k`), and lets the
+user paint another cluster instead (`shown_rank`); `iou` always keeps the rule's choice, the number mIoU averages.
 
 A video's tokens are clustered over the whole clip at once (so a cluster means the same in every frame) and
 the selected frame's slice is painted over that frame.
 
 KMeans runs here, on the GUI thread: on <= 4096 tokens x 16 channels it takes ~5-30 ms (engine.clusters runs it on one
-thread; bench/cluster_overlay.py), and every result is cached per (session, set, step, block, K); a Wan-480p clip's
+thread; bench/cluster_overlay.py), and every result is cached per (session, set, step, block, k, K, rule); a Wan-480p clip's
 32760 tokens take proportionally longer, once per step and block.
 """
 from __future__ import annotations
@@ -35,7 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from massivelens.engine.analysis.clusters import mask_iou, ranked_clusters
+from massivelens.engine.analysis.clusters import DEFAULT_FOREGROUND, FOREGROUND, mask_iou, ranked_clusters
 from massivelens.engine.analysis.metrics import uses_world, world_image
 
 from ..selection import Selection
@@ -47,6 +48,10 @@ _CACHE = 256  # foreground masks kept: a FLUX 64 x 64 grid is 4 KiB each
 _FOREGROUND = (255, 0, 200)  # magenta and cyan: neither is a colour of the shapes world
 _OUTLINE = pg.mkPen((0, 230, 255), width=2.5, cosmetic=True)
 MASK_FILTER = "Mask image, white = subject (*.png *.jpg *.bmp *.tif);;All files (*)"
+
+
+def _rule_name(rule: str) -> str:
+    return "paper's rule" if rule == DEFAULT_FOREGROUND else f"{rule} rule"
 
 
 def world_mask(data: SessionData) -> np.ndarray | None:
@@ -78,7 +83,7 @@ class ClusterOverlay(QWidget):
         self.shown: np.ndarray | None = None  # the (h, w) cluster on screen
         self._picture_key: tuple | None = None  # (session, frame) of the picture on screen
         self.iou: float | None = None  # the paper's foreground's IoU
-        self.ious: list[float] = []  # every cluster's IoU, by rank (0 = the paper's foreground)
+        self.ious: list[float] = []  # every cluster's IoU, by rank (0 = the rule's foreground)
         self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._user_masks: dict[Path, tuple[str, np.ndarray]] = {}
         self._world_masks: dict[Path, np.ndarray | None] = {}  # read once: redraws follow every slider move
@@ -99,14 +104,25 @@ class ClusterOverlay(QWidget):
         self.n_clusters = QSpinBox()
         self.n_clusters.setRange(2, 8)
         self.n_clusters.setValue(2)
-        self.n_clusters.setToolTip("KMeans clusters; the foreground is the one of highest summed score")
+        self.n_clusters.setToolTip("KMeans clusters; the rule picks one as the foreground")
         self.n_clusters.valueChanged.connect(self._clusters_changed)
+        self.k = QSpinBox()
+        self.k.setRange(1, 1)
+        self.k.setToolTip("cluster on the channel set's first k channels (the paper's spatial claim holds at small k)")
+        self.k.valueChanged.connect(self._redraw)
+        self.rule = QComboBox()
+        for name, text in ((DEFAULT_FOREGROUND, f"{DEFAULT_FOREGROUND} (paper)"),
+                           *((n, n) for n in FOREGROUND if n != DEFAULT_FOREGROUND)):
+            self.rule.addItem(text, name)
+            self.rule.setItemData(self.rule.count() - 1, FOREGROUND[name], Qt.ItemDataRole.ToolTipRole)
+        self.rule.setToolTip("which cluster is the foreground: " + "; ".join(f"{n}: {d}" for n, d in FOREGROUND.items()))
+        self.rule.currentIndexChanged.connect(self._clusters_changed)
         self.shown_rank = QComboBox()
-        self.shown_rank.setToolTip("which cluster to paint: the paper's rule calls foreground the one of highest summed "
-                                   "score; another can be shown (the IoU reported stays the rule's)")
+        self.shown_rank.setToolTip("which cluster to paint: the rule's foreground, or another (the IoU reported stays "
+                                   "the rule's)")
         self.shown_rank.currentIndexChanged.connect(self._redraw)
         self._fill_ranks()
-        for box in (self.channel_set, self.shown_rank):  # shrink with the panel; the full text is in the list
+        for box in (self.channel_set, self.shown_rank, self.rule):  # shrink with the panel; the full text is in the list
             box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             box.setMinimumContentsLength(6)
         self.opacity = QSlider(Qt.Orientation.Horizontal)
@@ -131,8 +147,9 @@ class ClusterOverlay(QWidget):
     def _control_rows(self) -> QVBoxLayout:
         """Three short rows: the panel must stay narrow on a 1024 px screen and in a comparison."""
         first, second, third = QHBoxLayout(), QHBoxLayout(), QHBoxLayout()
-        for row, label, widget in ((first, "channels", self.channel_set), (first, "K", self.n_clusters),
-                                   (second, "show", self.shown_rank), (second, "opacity", self.opacity)):
+        for row, label, widget in ((first, "channels", self.channel_set), (first, "k", self.k), (first, "K", self.n_clusters),
+                                   (second, "rule", self.rule), (second, "show", self.shown_rank),
+                                   (third, "opacity", self.opacity)):
             row.addWidget(QLabel(label))
             row.addWidget(widget, stretch=1 if widget is self.shown_rank else 0)
         first.addStretch(1)
@@ -168,6 +185,11 @@ class ClusterOverlay(QWidget):
             self.channel_set.addItem(f"{name}-{data.k}", name)
         self.channel_set.setCurrentIndex(max(self.channel_set.findData(chosen), 0))
         self.channel_set.blockSignals(False)
+        self.k.blockSignals(True)
+        every = self.k.value() == self.k.maximum()  # all channels stays all channels in the next session
+        self.k.setMaximum(data.k if data else 1)
+        self.k.setValue(self.k.maximum() if every else self.k.value())
+        self.k.blockSignals(False)
         self._picture_key = None
         self._redraw()
 
@@ -220,11 +242,12 @@ class ClusterOverlay(QWidget):
             self._redraw()
 
     def _fill_ranks(self) -> None:
-        """One entry per cluster, by summed score; the first is the paper's foreground."""
+        """One entry per cluster in the rule's order; the first is the rule's foreground."""
+        rule = self.rule.currentData()
         self.shown_rank.blockSignals(True)
         self.shown_rank.clear()
         for rank in range(self.n_clusters.value()):
-            self.shown_rank.addItem("foreground (paper's rule)" if rank == 0 else f"cluster #{rank + 1} by score", rank)
+            self.shown_rank.addItem(f"foreground ({_rule_name(rule)})" if rank == 0 else f"cluster #{rank + 1} by {rule}", rank)
         self.shown_rank.blockSignals(False)
 
     def _clusters_changed(self) -> None:
@@ -234,11 +257,12 @@ class ClusterOverlay(QWidget):
     def _clusters(self, name: str, pick: Pick) -> np.ndarray:
         """(K, h, w) cluster masks by rank (at the selected frame of a video's clip-wide clusters); ValueError or
         SessionError for maps that cannot be clustered."""
-        key = (self.data.path, name, pick.step, pick.block, self.n_clusters.value())
+        key = (self.data.path, name, pick.step, pick.block, self.k.value(), self.n_clusters.value(), self.rule.currentData())
         if key in self._cache:
             self._cache.move_to_end(key)
         else:
-            self._cache[key] = ranked_clusters(self.data.session.set_maps(name, pick.step, pick.block), key[-1])
+            maps = self.data.session.set_maps(name, pick.step, pick.block)[: key[4]]
+            self._cache[key] = ranked_clusters(maps, key[5], rule=key[6])
             while len(self._cache) > _CACHE:
                 self._cache.popitem(last=False)
         clusters = self._cache[key]
@@ -299,13 +323,14 @@ class ClusterOverlay(QWidget):
     def _caption(self, name: str, pick: Pick, reference: str | None) -> str:
         """Short lines (they are elided, not wrapped): what is clustered, what is painted and why, every IoU."""
         block = self.data.blocks("image")[pick.block]
-        rank = self.shown_rank.currentData() or 0
-        painted = "the paper's foreground (highest summed score)" if rank == 0 else \
-            f"cluster #{rank + 1} by score, not the paper's foreground"
-        lines = [f"{name}-{self.data.k} · K={self.n_clusters.value()} · {block} · step {pick.step}{frame_label(self.data, pick)}",
+        rank, rule = self.shown_rank.currentData() or 0, self.rule.currentData()
+        painted = f"the foreground by the {_rule_name(rule)}" if rank == 0 else \
+            f"cluster #{rank + 1} by {rule}, not the rule's foreground"
+        channels = f"first {self.k.value()} of {name}-{self.data.k}" if self.k.value() < self.data.k else f"{name}-{self.data.k}"
+        lines = [f"{channels} · K={self.n_clusters.value()} · {block} · step {pick.step}{frame_label(self.data, pick)}",
                  f"magenta: {painted} · {int(self.shown.sum())} of {self.shown.size} tokens"]
         if self.ious:
-            scores = " · ".join(f"#{i + 1}{' (paper)' if i == 0 else ''} {v:.2f}" for i, v in enumerate(self.ious))
+            scores = " · ".join(f"#{i + 1}{' (rule)' if i == 0 else ''} {v:.2f}" for i, v in enumerate(self.ious))
             lines.append(f"IoU by cluster: {scores} · cyan outline: {reference}")
         return "\n".join(lines)
 

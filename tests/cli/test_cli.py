@@ -95,3 +95,22 @@ def test_bad_input_gives_one_line_and_nonzero_exit(args, message, tiny_pipelines
     assert len(lines) == 1, stderr
     assert message in lines[0]
     assert "Traceback" not in stderr
+
+
+def test_clusters_takes_a_foreground_rule_and_both_find_the_planted_subject(tmp_path, capsys):
+    from massivelens.cli.main import main
+    from tests.session_factory import write_synthetic_session
+
+    session = write_synthetic_session(tmp_path / "s.h5", grid=(8, 8), k=3)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[:32, :32] = 255  # the factory's planted subject, brighter on the massive channels, in a corner
+    Image.fromarray(mask).save(tmp_path / "subject.png")
+    for rule in ("score", "border"):
+        out = tmp_path / rule
+        assert main(["clusters", str(session), "--masks", str(tmp_path / "subject.png"), "--foreground", rule,
+                     "--out", str(out)]) == 0
+        assert "top     mIoU over blocks 1.000" in capsys.readouterr().out
+        assert (out / "overlay-s.png").exists()
+    with pytest.raises(SystemExit) as exit_:
+        main(["clusters", str(session), "--foreground", "largest", "--out", str(tmp_path / "x")])
+    assert exit_.value.code == 2 and "invalid choice: 'largest'" in capsys.readouterr().err

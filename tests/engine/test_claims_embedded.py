@@ -56,6 +56,7 @@ def test_claims_json_has_intervals_draws_steps_and_the_clustering(tmp_path):
     low, high = random["psnr_ci"]
     assert low < random["psnr"] < high
     assert claims["kmeans"]["n_init"] == 10 and claims["kmeans"]["n_clusters"] == 2
+    assert claims["kmeans"]["foreground_rule"] == "score" and "paper" in claims["kmeans"]["foreground"]
     assert {e["step"] for e in claims["clusters"]} == {2, 3}  # the middle and the last of 4 steps
     assert {e["draws"] for e in claims["clusters"] if e["strategy"] == "random"} == {3}
     assert all(len(e["ci"]) == 2 for e in claims["clusters"])

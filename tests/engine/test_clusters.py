@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from massivelens.engine.analysis.clusters import (
     cluster_tokens,
@@ -10,8 +11,10 @@ from massivelens.engine.analysis.clusters import (
     mask_iou,
     miou_by_block,
     normalise,
+    ranked_clusters,
     upsample,
 )
+from massivelens.engine.errors import BadRequest
 from tests.session_factory import write_synthetic_session
 
 
@@ -36,6 +39,34 @@ def test_foreground_is_the_brighter_cluster_even_when_it_is_larger():
     maps, subject = subject_maps()
     _, foreground = cluster_tokens(-maps)  # the dark small region is now background
     np.testing.assert_array_equal(foreground, ~subject)
+
+
+def test_the_border_rule_finds_the_subject_whichever_sign_its_channels_take():
+    maps, subject = subject_maps()
+    for signed in (maps, -maps):  # -maps: the channels are smaller on the subject, as FLUX.2's channel 124
+        _, foreground = cluster_tokens(signed, rule="border")
+        np.testing.assert_array_equal(foreground, subject)
+    _, paper = cluster_tokens(-maps, rule="score")
+    np.testing.assert_array_equal(paper, ~subject)  # the paper's rule picks the background there
+    ranked = ranked_clusters(-maps, rule="border")
+    np.testing.assert_array_equal(ranked[0], subject)
+    np.testing.assert_array_equal(ranked[1], ~subject)
+
+
+def test_the_border_rule_holds_for_a_subject_touching_the_edge_and_for_video_grids():
+    maps, _ = subject_maps()
+    subject = np.zeros((8, 8), bool)
+    subject[:4, :4] = True  # a corner subject owns 7 of the 28 border tokens, the background 21
+    maps = np.random.default_rng(1).normal(size=(4, 8, 8)) - 8.0 * subject
+    np.testing.assert_array_equal(cluster_tokens(maps, rule="border")[1], subject)
+    video = np.stack([maps, maps], axis=1)  # (k, frames, h, w): every frame's border counts
+    np.testing.assert_array_equal(cluster_tokens(video, rule="border")[1], np.stack([subject, subject]))
+
+
+def test_an_unknown_foreground_rule_is_a_clear_error():
+    maps, _ = subject_maps()
+    with pytest.raises(BadRequest, match="unknown foreground rule 'largest'.*score, border"):
+        cluster_tokens(maps, rule="largest")
 
 
 def test_normalise_scales_each_channel_to_unit_range_and_survives_constants():

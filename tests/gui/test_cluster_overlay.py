@@ -18,6 +18,7 @@ from massivelens.gui.selection import Selection
 from massivelens.gui.session_data import SessionData
 from massivelens.gui.session_view import SessionView
 from massivelens.gui.views import cluster_overlay
+from massivelens.resources import EXAMPLE_SESSION
 from massivelens.sessions import schema as S
 from massivelens.sessions.reader import open_session
 from tests.gui.helpers import assert_not_blank, grab_pixels
@@ -74,7 +75,7 @@ def test_overlay_is_the_foreground_of_the_recorded_maps_and_finds_the_subject(ma
     subject[:4, :4] = True
     np.testing.assert_array_equal(overlay.shown, subject)
     assert overlay.load_mask(quarter_mask(tmp_path / "mask.png"))
-    assert overlay.iou == 1.0 and "#1 (paper) 1.00" in overlay.title.full and "double.2 · step 1" in overlay.title.full
+    assert overlay.iou == 1.0 and "#1 (rule) 1.00" in overlay.title.full and "double.2 · step 1" in overlay.title.full
     overlay.channel_set.setCurrentIndex(1)
     np.testing.assert_array_equal(overlay.shown, bottom)
     assert overlay.iou == mask_iou(bottom, subject)
@@ -90,7 +91,8 @@ def test_overlay_is_the_foreground_of_the_recorded_maps_and_finds_the_subject(ma
 
 def test_masks_are_computed_once_per_session_set_block_step_and_k(make_view, controls_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(cluster_overlay, "ranked_clusters", lambda maps, k: calls.append(k) or ranked_clusters(maps, k))
+    monkeypatch.setattr(cluster_overlay, "ranked_clusters",
+                        lambda maps, k, rule: calls.append(k) or ranked_clusters(maps, k, rule=rule))
     view = make_view(controls_path)
     first = len(calls)
     for block in (0, 1, 0, 1):
@@ -141,13 +143,31 @@ def test_the_rules_foreground_is_named_every_cluster_is_scored_and_the_user_may_
         ranked = ranked_clusters(s.set_maps("top", 1, 2), 2)
     np.testing.assert_array_equal(overlay.shown, ranked[0])
     assert overlay.iou == overlay.ious[0] < 0.1 and overlay.ious[1] > 0.9
-    assert "paper's foreground" in overlay.title.full and "#1 (paper) 0.00 · #2 1.00" in overlay.title.full
+    assert "foreground by the paper's rule" in overlay.title.full and "#1 (rule) 0.00 · #2 1.00" in overlay.title.full
     overlay.shown_rank.setCurrentIndex(1)
     np.testing.assert_array_equal(overlay.shown, ranked[1])
     assert overlay.iou == overlay.ious[0]  # the recorded number keeps the rule's choice
-    assert "not the paper's foreground" in overlay.title.full
+    assert "not the rule's foreground" in overlay.title.full
     overlay.n_clusters.setValue(3)
     assert overlay.shown_rank.count() == 3 and overlay.shown_rank.currentIndex() == 0
+
+
+def test_on_the_shipped_flux2_example_the_border_rule_finds_the_subject_where_the_papers_rule_cannot(make_view):
+    """FLUX.2's massive channel is smaller on the subject: on its first channel alone the paper's rule paints the
+    background; the border rule, which needs no sign, paints the subject."""
+    view = make_view(EXAMPLE_SESSION)
+    overlay = view.clusters
+    assert overlay.k.maximum() == overlay.k.value() == view.clusters.data.k == 8  # all recorded channels by default
+    assert [overlay.rule.itemData(i) for i in range(overlay.rule.count())] == ["score", "border"]
+    view.selection.set(block=2, step=10)
+    overlay.k.setValue(1)
+    assert overlay.iou < 0.1 and "first 1 of top-8" in overlay.title.full
+    overlay.rule.setCurrentIndex(1)
+    with open_session(EXAMPLE_SESSION) as s:
+        expected = ranked_clusters(s.set_maps("top", 10, 2)[:1], 2, rule="border")
+    np.testing.assert_array_equal(overlay.shown, expected[0])
+    assert overlay.iou > 0.5 and "foreground by the border rule" in overlay.title.full
+    assert overlay.shown_rank.itemText(1) == "cluster #2 by border"
 
 
 def test_damaged_maps_are_never_clustered(make_view, controls_path, tmp_path):
