@@ -1,6 +1,6 @@
 """MassiveLens: see, measure and use massive activations in diffusion transformers.
 
-The Python API (`massivelens.record`, `recording`, `zero_channels`, `open_session`) is loaded on first
+The Python API (`massivelens.record`, `recording`, `zero_channels`, `open_session`, `cluster_tokens`) is loaded on first
 use, so `import massivelens` (and the read-only CLI commands built on it) never pays for torch.
 
 In a source checkout the subpackages (engine, sessions, gui, cli, resources) sit beside this folder,
@@ -21,6 +21,7 @@ _API = {
     "recording": "massivelens.engine.api",
     "zero_channels": "massivelens.engine.api",
     "RecordingError": "massivelens.engine.api",
+    "cluster_tokens": "massivelens.engine.analysis.clusters",
     "open_session": "massivelens.sessions.reader",
     "Session": "massivelens.sessions.reader",
     "SessionError": "massivelens.sessions.reader",

@@ -63,6 +63,18 @@ def test_the_border_rule_holds_for_a_subject_touching_the_edge_and_for_video_gri
     np.testing.assert_array_equal(cluster_tokens(video, rule="border")[1], np.stack([subject, subject]))
 
 
+def test_the_api_clusters_the_shipped_flux2_example_and_finds_its_subject_off_the_border():
+    import massivelens
+    from massivelens.engine.shapes.reader import read
+    from massivelens.resources import EXAMPLE_SESSION
+
+    with massivelens.open_session(EXAMPLE_SESSION) as s:
+        maps, reference = s.top_maps(10, 2)[:2], read(s.image)[1]
+    labels, subject = massivelens.cluster_tokens(maps, rule="border")
+    assert labels.shape == subject.shape == (8, 8)
+    assert mask_iou(subject, reference) > 0.5 > mask_iou(massivelens.cluster_tokens(maps)[1], reference)
+
+
 def test_an_unknown_foreground_rule_is_a_clear_error():
     maps, _ = subject_maps()
     with pytest.raises(BadRequest, match="unknown foreground rule 'largest'.*score, border"):
