@@ -29,6 +29,8 @@ def add_parser(sub) -> None:
     p.add_argument("--eval", type=int, default=200, help="held-out captions for the accuracy table")
     p.add_argument("--work", type=Path, help="keep the statistics batch here (default: a temporary folder)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (1: seconds per image on one core)")
+    p.add_argument("--variants", type=Path, help="variants.json of bench/growth_variants.py: the training variants "
+                                                  "tried on this architecture, tabulated in the growth section")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         stats = activation_statistics(model, args.prompts, args.seeds, work)
-    card = render(config, accuracy, stats, figures, args) + growth_section(model, growth, saved_statistics(model))
+    variants = json.loads(args.variants.read_text()) if args.variants else None
+    card = render(config, accuracy, stats, figures, args) + growth_section(model, growth, saved_statistics(model), variants)
     (model / "MODEL_CARD.md").write_text(card)
     print(f"wrote {model / 'MODEL_CARD.md'}")
     return 0
@@ -267,12 +270,13 @@ def saved_statistics(model: Path) -> list[dict] | None:
     return measure_pipeline(DiffusionPipeline.from_pretrained(model))
 
 
-def growth_section(model: Path, figures: list[str], saved: list[dict] | None = None) -> str:
+def growth_section(model: Path, figures: list[str], saved: list[dict] | None = None,
+                   variants: list[dict] | None = None) -> str:
     """The card's section on how massive activations grew during training (or why there is none).
 
     saved: the saved weights measured on the snapshot batch (measure_pipeline), a last column that shows
     whether the snapshots come from the run that produced these weights; train_config.json's "snapshots"
-    says where they come from when they do not.
+    says where they come from when they do not. variants: bench/growth_variants.py's rows.
     """
     from massivelens.engine.shapes.snapshots import CAPTIONS, SEEDS, SNAPSHOT_FILE, SUN_RELATIVE, T, read
 
@@ -311,4 +315,25 @@ def growth_section(model: Path, figures: list[str], saved: list[dict] | None = N
     lines += ["", f"Sun et al.'s rule asks for more than {SUN_RELATIVE:.0f}x the median: the largest ratio in any snapshot "
               f"is {best['max_over_median']:.1f} ({best['block']}, step {best_step}), "
               f"{SUN_RELATIVE / best['max_over_median']:.0f}x short of it."]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + (variants_table(variants) if variants else [])) + "\n"
+
+
+def variants_table(rows: list[dict]) -> list[str]:
+    """The training variants tried (bench/growth_variants.py), and how far the one that grew most got."""
+    from massivelens.engine.shapes.snapshots import SUN_RELATIVE
+
+    best = max(rows, key=lambda r: r["max_over_median"])
+    lines = ["", "### Training variants", "",
+             "Short runs from the same seed, each changing one thing the literature ties to massive activations "
+             "(`python bench/growth_variants.py`; held-out flow loss at the end; the block whose max/median grew most, "
+             "at the last snapshot):", "",
+             "| variant | changes | steps | held-out loss | block | max/median (first -> last) | top-1 share | Sun et al. |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        loss = "-" if r["heldout_loss"] is None else f"{r['heldout_loss']:.4f}"
+        lines.append(f"| {r['variant']} | {r['changes']} | {r['steps']} | {loss} | {r['block']} | "
+                     f"{r['first_max_over_median']:.1f} -> {r['max_over_median']:.1f} | {r['top_share']:.2f} | {r['sun']:.2f} |")
+    lines += ["", f"The variant that grew furthest is {best['variant']} ({best['changes']}): max/median "
+              f"{best['max_over_median']:.1f} at {best['block']} after {best['steps']} steps, "
+              f"{SUN_RELATIVE / best['max_over_median']:.0f}x short of Sun et al.'s rule."]
+    return lines

@@ -132,6 +132,13 @@ def test_model_card_plots_snapshot_growth(tmp_path):
     assert "Where the snapshots come from: a rerun of the recipe" in section
     assert "| x4.0 | 3 | 0.50 | 0.50 | 0.00 | 38.0 | 3, 0.75 |" in section
     assert "the largest ratio in any snapshot is 40.0 (double.0, step 500), 25x short of it" in section
+    variants = [{"variant": name, "changes": f"{name} change", "steps": 1000, "heldout_loss": 0.1, "block": "single.0",
+                 "first_max_over_median": 7.0, "max_over_median": ratio, "top_share": 0.9, "sun": 0.0, "wall_s": 60.0}
+                for name, ratio in (("base", 16.8), ("wide", 26.7))]
+    section = growth_section(tmp_path, figures, saved, variants)
+    assert "| wide | wide change | 1000 | 0.1000 | single.0 | 7.0 -> 26.7 | 0.90 | 0.00 |" in section
+    assert ("The variant that grew furthest is wide (wide change): max/median 26.7 at single.0 after 1000 steps, "
+            "37x short") in section
 
 
 def test_a_frozen_text_encoder_is_saved_unchanged_and_its_cache_is_the_pipelines_encoding(tmp_path):
