@@ -14,6 +14,8 @@ def add_parser(sub) -> None:
     p.add_argument("sessions", nargs="+", type=Path, help="session files, images or videos (record them with --controls bottom random)")
     p.add_argument("--step", type=int, help="denoising step (default: the middle one)")
     p.add_argument("--clusters", type=int, default=2, help="KMeans clusters (the paper uses 2)")
+    p.add_argument("--ks", nargs="+", type=int,
+                   help="cluster on each set's first k channels, for each k (default: all recorded)")
     add_foreground_argument(p)
     p.add_argument("--masks", nargs="+", type=Path,
                    help="per session: a subject-mask image (white = subject); for a video, a folder of one mask PNG per frame, in name order")
@@ -76,16 +78,32 @@ def run(args: argparse.Namespace) -> int:
 
     from .reports import cluster_report, overlays
 
-    rows = evaluate(args.sessions, reference_masks(args.sessions, args.masks), args.step, args.clusters,
+    _check_ks(args.sessions, args.ks)
+    rows = evaluate(args.sessions, reference_masks(args.sessions, args.masks), args.step, args.clusters, ks=args.ks,
                     rule=args.foreground)
     for path in cluster_report(rows, args.out, "Token clusters: subject-mask IoU per block"):
         print(f"wrote {path}")
     for path in overlays(args.sessions, rows, args.out, args.clusters, args.foreground):
         print(f"wrote {path}")
     curve = miou_by_block(rows)
-    for strategy in dict.fromkeys(e["strategy"] for e in curve):
-        group = [e for e in curve if e["strategy"] == strategy]
+    for k, strategy in dict.fromkeys((e["k"], e["strategy"]) for e in curve):
+        group = [e for e in curve if (e["k"], e["strategy"]) == (k, strategy)]
         best = max(group, key=lambda e: e["miou"])
         mean = np.mean([e["miou"] for e in group])
-        print(f"  {strategy:<7} mIoU over blocks {mean:.3f}, best {best['miou']:.3f} at {best['block']}")
+        print(f"  {f'{strategy}-{k}':<10} mIoU over blocks {mean:.3f}, best {best['miou']:.3f} at {best['block']}")
     return 0
+
+
+def _check_ks(sessions: list[Path], ks: list[int] | None) -> None:
+    """Every k asked for is kept by every session (a set's first k of the k it recorded)."""
+    from massivelens.engine.errors import BadRequest
+    from massivelens.sessions.reader import open_session
+
+    if not ks:
+        return
+    if min(ks) < 1:
+        raise BadRequest(f"--ks must be at least 1, got {min(ks)}")
+    for path in sessions:
+        with open_session(path) as s:
+            if max(ks) > s.k:
+                raise BadRequest(f"{path.name} keeps {s.k} channels per set; --ks asks for {max(ks)}")

@@ -108,10 +108,10 @@ def overlays(sessions: list[Path], rows: list[ClusterRow], out: Path, n_clusters
         with open_session(path) as s:
             image, frames = s.image, s.frames
             block = s.blocks("image").index(best.block)
-            masks = session_masks(s, best.step, block, n_clusters, rule=rule)
+            masks = session_masks(s, best.step, block, n_clusters, best.k, rule)
         first = {name: mask[0] if frames is not None else mask for name, mask in masks.items()}
         cells = [[image] + [overlay(image, mask) for mask in first.values()]]
-        grid = image_grid(cells, [best.block], ["image"] + [f"{name}-k" for name in masks], cell=160)
+        grid = image_grid(cells, [best.block], ["image"] + [f"{name}-{best.k}" for name in masks], cell=160)
         written.append(save_png(grid, out / f"overlay-{path.stem}.png"))
         if frames is not None:
             written.append(_overlay_clip(frames, masks["top"], out / f"overlay-{path.stem}.gif"))

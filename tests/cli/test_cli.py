@@ -97,7 +97,7 @@ def test_bad_input_gives_one_line_and_nonzero_exit(args, message, tiny_pipelines
     assert "Traceback" not in stderr
 
 
-def test_clusters_takes_a_foreground_rule_and_both_find_the_planted_subject(tmp_path, capsys):
+def test_clusters_takes_a_foreground_rule_and_ks_and_both_rules_find_the_planted_subject(tmp_path, capsys):
     from massivelens.cli.main import main
     from tests.session_factory import write_synthetic_session
 
@@ -109,8 +109,15 @@ def test_clusters_takes_a_foreground_rule_and_both_find_the_planted_subject(tmp_
         out = tmp_path / rule
         assert main(["clusters", str(session), "--masks", str(tmp_path / "subject.png"), "--foreground", rule,
                      "--out", str(out)]) == 0
-        assert "top     mIoU over blocks 1.000" in capsys.readouterr().out
+        assert "top-3      mIoU over blocks 1.000" in capsys.readouterr().out
         assert (out / "overlay-s.png").exists()
+    assert main(["clusters", str(session), "--masks", str(tmp_path / "subject.png"), "--ks", "1", "3",
+                 "--out", str(tmp_path / "ks")]) == 0
+    printed = capsys.readouterr().out
+    assert "top-1      mIoU over blocks 1.000" in printed and "top-3      mIoU" in printed
+    assert (tmp_path / "ks" / "clusters_miou-step1-k1.png").exists()
+    assert main(["clusters", str(session), "--ks", "4", "--out", str(tmp_path / "x")]) == 1
+    assert capsys.readouterr().err.strip() == "error: s.h5 keeps 3 channels per set; --ks asks for 4"
     with pytest.raises(SystemExit) as exit_:
         main(["clusters", str(session), "--foreground", "largest", "--out", str(tmp_path / "x")])
     assert exit_.value.code == 2 and "invalid choice: 'largest'" in capsys.readouterr().err
