@@ -19,7 +19,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from massivelens.cli.clusters import reference_masks  # noqa: E402
-from massivelens.engine.analysis.clusters import FOREGROUND, claim_steps, evaluate, miou_by_block, ordering  # noqa: E402
+from massivelens.engine.analysis.clusters import claim_steps, evaluate, miou_by_block, ordering  # noqa: E402
+from massivelens.engine.defaults import FOREGROUND  # noqa: E402
 from massivelens.sessions.reader import open_session  # noqa: E402
 
 

@@ -108,6 +108,7 @@ def _no_nan(value):
 
 
 def _kmeans(rule: str) -> dict:
-    from massivelens.engine.analysis.clusters import FOREGROUND, KMEANS
+    from massivelens.engine.analysis.clusters import KMEANS
+    from massivelens.engine.defaults import FOREGROUND
 
     return {**KMEANS, "foreground": FOREGROUND[rule], "foreground_rule": rule}

@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
 
 
 def add_foreground_argument(p: argparse.ArgumentParser) -> None:
-    from massivelens.engine.analysis.clusters import DEFAULT_FOREGROUND, FOREGROUND
+    from massivelens.engine.defaults import DEFAULT_FOREGROUND, FOREGROUND
 
     p.add_argument("--foreground", choices=list(FOREGROUND), default=DEFAULT_FOREGROUND,
                    help="which cluster is the subject: score = the higher summed score (the paper's rule; it picks the "

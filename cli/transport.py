@@ -7,6 +7,7 @@ from pathlib import Path
 from massivelens.engine.defaults import ALPHAS, INVERSION_GUIDANCE, INVERSIONS, MASK_MODES
 from massivelens.engine.errors import BadRequest
 
+from .clusters import add_foreground_argument
 from .record import add_generation_arguments
 
 NAME = "transport"
@@ -37,6 +38,7 @@ def add_parser(sub) -> None:
                    help="where: source or target foreground, their union, or all tokens (default: the model's, else all)")
     p.add_argument("--mask-step", type=int, help="step of the token maps the masks are clustered on (default: middle)")
     p.add_argument("--mask-block", type=int, help="block index of those token maps (default: middle)")
+    add_foreground_argument(p)
     p.add_argument("--inversion", choices=INVERSIONS, default="euler", help="how a reference image becomes a trajectory")
     p.add_argument("--inversion-guidance", type=float, default=INVERSION_GUIDANCE,
                    help="guidance of the reference's inversion and trajectory (default: 1, no classifier-free guidance)")
@@ -60,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         source_caption=args.source_caption, inversion=args.inversion,
         inversion_guidance=args.inversion_guidance, alphas=tuple(args.alpha), blocks=None if args.blocks is None else tuple(args.blocks),
         window=args.window, mask=args.mask, k=args.k, mask_step=args.mask_step, mask_block=args.mask_block,
+        foreground=args.foreground,
         spec=ModelSpec(args.model, args.dtype, args.device, args.offload), negative_prompt=args.negative_prompt,
         seed=args.seed, steps=args.steps, guidance=args.guidance, height=args.height, width=args.width, frames=args.frames,
     )

@@ -32,6 +32,13 @@ ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 # Transport: where channels are copied (the default first) and how a reference image becomes a trajectory.
 MASK_MODES = ("all", "union", "source", "target")
+# Which token cluster is the subject (clusters, claims, transport masks, the cluster view). "score" is the
+# paper's; it assumes the massive channels are larger on the subject, and picks the background where they
+# are smaller (FLUX.2's channel 124). "border" needs no sign: the background is what surrounds the picture.
+FOREGROUND = {"score": "the cluster with the higher mean summed normalised score (the paper's rule)",
+              "border": "the cluster holding the smallest share of the image's border tokens (each frame's, "
+                        "for a video); ties go to the higher score"}
+DEFAULT_FOREGROUND = "score"
 INVERSIONS = ("euler", "noise")
 # Inversion and the reference's trajectory run without classifier-free guidance: on the width-96
 # embedded model (20 steps), inverse Euler at guidance 1 reconstructed references at 26.6 dB, as well as

@@ -35,7 +35,16 @@ from PySide6.QtWidgets import (
 )
 
 from massivelens.engine.cancel import CancelToken
-from massivelens.engine.defaults import DEFAULT_MODEL, INVERSION_GUIDANCE, INVERSIONS, MASK_MODES, K, transport_defaults
+from massivelens.engine.defaults import (
+    DEFAULT_FOREGROUND,
+    DEFAULT_MODEL,
+    FOREGROUND,
+    INVERSION_GUIDANCE,
+    INVERSIONS,
+    MASK_MODES,
+    K,
+    transport_defaults,
+)
 
 from .export import export_reporting, save_dialog
 from .generation_fields import GenerationFields
@@ -63,6 +72,7 @@ class TransportParams:
     blocks: str = ""
     window: str = ""
     mask: str = MASK_MODES[0]
+    foreground: str = DEFAULT_FOREGROUND
     k: int = K
     model: str | None = None
     seed: int = 0
@@ -187,6 +197,13 @@ class TransportEditor(JobForm, QWidget):
         self.window.setPlaceholderText("all steps (e.g. 2:10, half-open)")
         self.mask = QComboBox()
         self.mask.addItems(MASK_MODES)
+        self.foreground = QComboBox()
+        for name in FOREGROUND:
+            self.foreground.addItem(f"{name} (paper)" if name == DEFAULT_FOREGROUND else name, name)
+        self.foreground.setToolTip("which cluster is each run's foreground for the source/target/union masks: "
+                                   + "; ".join(f"{n}: {d}" for n, d in FOREGROUND.items()))
+        self.mask.currentTextChanged.connect(lambda mode: self.foreground.setEnabled(mode != "all"))
+        self.foreground.setEnabled(self.mask.currentText() != "all")
         self.k = QSpinBox()
         self.k.setRange(1, 4096)
         self._model_defaults = None
@@ -240,7 +257,11 @@ class TransportEditor(JobForm, QWidget):
         self.generation.add_rows(form)
         form.addRow("blocks", self.blocks)
         form.addRow("step window", self.window)
-        form.addRow("mask", self.mask)
+        mask = QHBoxLayout()
+        mask.addWidget(self.mask, stretch=1)
+        mask.addWidget(QLabel("foreground"))
+        mask.addWidget(self.foreground, stretch=1)
+        form.addRow("mask", mask)
         form.addRow("top-k channels", self.k)
         form.addRow("alphas", self.alphas)
         buttons = QHBoxLayout()
@@ -302,7 +323,8 @@ class TransportEditor(JobForm, QWidget):
             source_image=Path(self.source_image.text().strip()) if image else None,
             source_caption=self.source_caption.text().strip() if image else "",
             inversion=self.inversion.currentText(), inversion_guidance=self.inversion_guidance.value(), alphas=parse_alphas(self.alphas.text()),
-            blocks=self.blocks.text(), window=self.window.text(), mask=self.mask.currentText(), k=self.k.value(),
+            blocks=self.blocks.text(), window=self.window.text(), mask=self.mask.currentText(),
+            foreground=self.foreground.currentData(), k=self.k.value(),
             model=model_choice(model), **self.generation.values(),
         )
 

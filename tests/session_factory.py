@@ -47,9 +47,11 @@ def write_synthetic_session(
     control_sets: tuple[str, ...] = (),
     profile: str = "default",
     kept_steps: tuple[int, ...] | None = None,
+    dark_subject: bool = False,
 ) -> Path:
-    """A session whose image stream has PLANTED channels far above the rest, brighter on the top-left subject;
-    `control_sets` ("bottom", "random") also records those channel sets' maps, as `record --controls` does."""
+    """A session whose image stream has PLANTED channels far above the rest, brighter on the top-left subject
+    (`dark_subject`: dimmer there, as FLUX.2's massive channel is); `control_sets` ("bottom", "random") also
+    records those channel sets' maps, as `record --controls` does."""
     rng = np.random.default_rng(seed)
     names = {"image": [f"double.{i}" for i in range(blocks)], "text": [f"double.{i}" for i in range(blocks)]}
     layout = Layout(
@@ -65,7 +67,7 @@ def write_synthetic_session(
     writer = SessionWriter(path, synthetic_info(steps, k), layout)
     runs: dict = {}
     for step in range(steps if steps_written is None else steps_written):
-        writer.write_step(_synthetic_step(rng, step, steps, layout, k, runs))
+        writer.write_step(_synthetic_step(rng, step, steps, layout, k, runs, dark_subject))
     if complete:
         writer.finish(rng.integers(0, 255, size=(64, 64, 3), dtype=np.uint8))
     else:
@@ -73,24 +75,24 @@ def write_synthetic_session(
     return path
 
 
-def _tokens(rng: np.random.Generator, channels: int, grid: tuple[int, int]) -> np.ndarray:
+def _tokens(rng: np.random.Generator, channels: int, grid: tuple[int, int], dark_subject: bool = False) -> np.ndarray:
     """(tokens, channels) of one block: unit noise plus the planted channels, 5x brighter on the
-    top-left quarter (the "subject")."""
+    top-left quarter (the "subject"), or 5x dimmer there."""
     h, w = grid
     tokens = rng.normal(size=(h * w, channels)).astype(np.float32)
     yy, xx = np.mgrid[:h, :w]
     subject = ((yy < h // 2) & (xx < w // 2)).reshape(-1)
     for c, scale in zip(PLANTED, _PLANTED_SCALE):
         if c < channels:
-            tokens[:, c] += np.where(subject, scale, scale / 5)
+            tokens[:, c] += np.where(subject != dark_subject, scale, scale / 5)
     return tokens
 
 
-def _synthetic_step(rng, step: int, steps: int, layout: Layout, k: int, runs: list) -> StepRecord:
+def _synthetic_step(rng, step: int, steps: int, layout: Layout, k: int, runs: list, dark_subject: bool = False) -> StepRecord:
     """Statistics of one step. Blocks share one token sample (cheap at FLUX size: 57 x 3072 x 4096
     would be 2.9 GB a step); per-block noise on the statistics keeps blocks distinguishable."""
     blocks, channels, grid = layout.blocks["image"], layout.channels["image"], layout.grid
-    tokens = _tokens(rng, channels, grid)
+    tokens = _tokens(rng, channels, grid, dark_subject)
     a = np.abs(tokens)
     jitter = 1 + 0.05 * rng.random((len(blocks), channels), dtype=np.float32)
     mean = a.mean(axis=0) * jitter

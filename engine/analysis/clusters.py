@@ -18,6 +18,7 @@ import numpy as np
 
 from massivelens.sessions.reader import Session, open_session
 
+from ..defaults import DEFAULT_FOREGROUND, FOREGROUND
 from ..errors import BadRequest
 from .intervals import mean_interval, separated, unit_means
 
@@ -25,13 +26,6 @@ from .intervals import mean_interval, separated, unit_means
 # random_state) on the tokens' min-max normalised values of the k channels.
 KMEANS = {"algorithm": "sklearn.cluster.KMeans", "n_clusters": 2, "n_init": 10, "random_state": 0,
           "normalisation": "min-max per channel over the image tokens"}
-# Which cluster is the subject. "score" is the paper's; it assumes the massive channels are larger on the
-# subject, and picks the background where they are smaller (FLUX.2's channel 124). "border" needs no sign:
-# the background is what surrounds the picture.
-FOREGROUND = {"score": "the cluster with the higher mean summed normalised score (the paper's rule)",
-              "border": "the cluster holding the smallest share of the image's border tokens (each frame's, "
-                        "for a video); ties go to the higher score"}
-DEFAULT_FOREGROUND = "score"
 
 
 @cache

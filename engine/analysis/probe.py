@@ -23,10 +23,10 @@ from massivelens.sessions.schema import RANDOM_DRAWS
 
 from .. import defaults
 from ..api import zero_channels
-from ..core.recording import random_seed
 from ..cancel import CancelToken
 from ..core.architectures import adapter_for
 from ..core.calls import output_images
+from ..core.recording import random_seed
 from ..defaults import PROBE_KS, STRATEGIES
 from ..errors import BadRequest
 from ..generation import Generation, call_kwargs, resolve

@@ -27,7 +27,7 @@ from ..cancel import CancelToken
 from ..core.architectures import adapter_for
 from ..core.capture import Capture
 from ..core.interventions import Intervention, ValueSource
-from ..defaults import ALPHAS, INVERSION_GUIDANCE, INVERSIONS, MASK_MODES
+from ..defaults import ALPHAS, DEFAULT_FOREGROUND, FOREGROUND, INVERSION_GUIDANCE, INVERSIONS, MASK_MODES
 from ..errors import BadRequest
 from ..generation import Generation, default_size, default_steps, resolve
 from ..jobs import RecordRequest, record
@@ -47,7 +47,8 @@ class TransportRequest:
     `window` is the half-open step range (start, end), None ends meaning the first / last step.
     `blocks`, `window`, `mask` and `k` left None take the model's transport defaults
     (`defaults.transport_defaults`: its massivelens.json, else every block and step, all tokens, K).
-    `mask_step` / `mask_block` pick the token maps the masks are clustered on (default: middle).
+    `mask_step` / `mask_block` pick the token maps the masks are clustered on (default: middle), and
+    `foreground` the rule that calls one cluster each run's foreground (clusters.FOREGROUND).
     `inversion_guidance` is the guidance of a reference's inversion and trajectory: without
     classifier-free guidance (1.0) the trajectory reconstructs the reference far better, and having
     no unconditional branch, it changes only the target's conditional one.
@@ -67,6 +68,7 @@ class TransportRequest:
     k: int | None = None
     mask_step: int | None = None
     mask_block: int | None = None
+    foreground: str = DEFAULT_FOREGROUND
     spec: ModelSpec = field(default_factory=lambda: ModelSpec(defaults.DEFAULT_MODEL))
     negative_prompt: str | None = None
     seed: int = defaults.SEED
@@ -157,14 +159,15 @@ def token_mask(mode: str, source: np.ndarray, target: np.ndarray) -> np.ndarray 
     return masks[mode]
 
 
-def foreground(session: Path, step: int | None, block: int | None) -> tuple[np.ndarray, tuple[int, int]]:
-    """Foreground tokens of a recorded run: KMeans on its top-k token maps (default: middle step and block)."""
+def foreground(session: Path, step: int | None, block: int | None,
+               rule: str = DEFAULT_FOREGROUND) -> tuple[np.ndarray, tuple[int, int]]:
+    """Foreground tokens of a recorded run by `rule`: KMeans on its top-k token maps (default: middle step and block)."""
     with open_session(session) as s:
         step = s.steps_done // 2 if step is None else step
         block = len(s.blocks("image")) // 2 if block is None else block
         if not 0 <= step < s.steps_done or not 0 <= block < len(s.blocks("image")):
             raise BadRequest(f"mask step {step} / block {block} outside the run ({s.steps_done} steps, {len(s.blocks('image'))} blocks)")
-        return cluster_tokens(s.top_maps(step, block))[1], (step, block)
+        return cluster_tokens(s.top_maps(step, block), rule=rule)[1], (step, block)
 
 
 def ranked_channels(session: Path, blocks: Sequence[str], k: int) -> dict[str, list[int]]:
@@ -216,8 +219,8 @@ def transport(
     report("source")
     source_session = record(_record(request, source, f"{SESSIONS}/source.h5"), cancel=cancel, observers=[capture],
                             extra=_source_info(request), call_overrides={**(overrides or {}), "prompt": source.prompt})
-    source_fg, mask_at = foreground(source_session, request.mask_step, request.mask_block)
-    target_fg, _ = foreground(target_session, request.mask_step, request.mask_block)
+    source_fg, mask_at = foreground(source_session, request.mask_step, request.mask_block, request.foreground)
+    target_fg, _ = foreground(target_session, request.mask_step, request.mask_block, request.foreground)
     mask = token_mask(request.mask, source_fg, target_fg)
     extra = _extra(request, source, blocks, window, mask_at, channels)
 
@@ -251,6 +254,8 @@ def _validate(request: TransportRequest) -> None:
         raise BadRequest(f"unknown inversion {request.inversion!r}; use {' or '.join(INVERSIONS)}")
     if request.mask not in MASK_MODES:
         raise BadRequest(f"unknown mask {request.mask!r}; use {', '.join(MASK_MODES)}")
+    if request.foreground not in FOREGROUND:
+        raise BadRequest(f"unknown foreground rule {request.foreground!r}; use {', '.join(FOREGROUND)}")
     if not request.alphas:
         raise BadRequest("give at least one alpha")
     bad = [a for a in request.alphas if not 0.0 <= a <= 1.0]
@@ -308,6 +313,7 @@ def _extra(request: TransportRequest, source: Generation, blocks: list[str], win
         "blocks": list(blocks),
         "steps": list(window),
         "mask": request.mask,
+        "foreground": request.foreground,
         "mask_at": {"step": mask_at[0], "block": mask_at[1]},
         "k": request.k,
         "channels": channels,

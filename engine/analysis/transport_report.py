@@ -130,6 +130,7 @@ def summary(result: TransportResult, clip=None) -> dict:
         "blocks": result.blocks,
         "steps": list(result.window),
         "mask": request.mask,
+        "foreground": request.foreground,
         "mask_at": {"step": result.mask_at[0], "block": result.mask_at[1]},
         "k": request.k,
         "results": rows,

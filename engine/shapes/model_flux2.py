@@ -20,7 +20,7 @@ from diffusers import (
     Flux2KleinPipeline,
     Flux2Transformer2DModel,
 )
-from tokenizers import Tokenizer, pre_tokenizers, trainers
+from tokenizers import pre_tokenizers, trainers
 from transformers import Qwen2TokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
 from .model import CFG, STEPS

@@ -34,7 +34,7 @@ from .arches import ARCHES, arch_of, load_vae_weights
 from .model import NEGATIVE_PROMPT, ModelConfig
 from .reader import score
 from .snapshots import SNAPSHOT_FILE, Snapshots
-from .world import HELDOUT_SEED_BASE, all_attributes, heldout_seeds, sample
+from .world import HELDOUT_SEED_BASE, heldout_seeds, sample
 
 LOG_NAME = "train_log.csv"
 VAE_LR = 1e-3  # 2e-3 diverged after ~800 steps

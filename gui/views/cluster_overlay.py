@@ -36,8 +36,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from massivelens.engine.analysis.clusters import DEFAULT_FOREGROUND, FOREGROUND, mask_iou, ranked_clusters
+from massivelens.engine.analysis.clusters import mask_iou, ranked_clusters
 from massivelens.engine.analysis.metrics import uses_world, world_image
+from massivelens.engine.defaults import DEFAULT_FOREGROUND, FOREGROUND
 
 from ..selection import Selection
 from ..session_data import READ_ERRORS, Pick, SessionData

@@ -18,6 +18,7 @@ from massivelens.engine.analysis.inversion import (
 )
 from massivelens.engine.analysis.transport import (
     TransportRequest,
+    foreground,
     intervention,
     select_blocks,
     step_window,
@@ -36,6 +37,7 @@ from massivelens.engine.generation import Generation, call_kwargs
 from massivelens.engine.loading import ModelSpec, load_pipeline
 from massivelens.sessions.reader import open_session
 from tests.hooked import generate, job_call, job_settings, seeded
+from tests.session_factory import write_synthetic_session
 
 NAMES = ["double.0", "double.1", "single.0", "single.1"]
 
@@ -116,7 +118,8 @@ def test_result_sessions_name_source_target_and_settings(flux_sweep):
     assert info["kind"] == "transport" and info["prompt"] == result.target_prompt
     assert extra["source"]["prompt"] == "a blue square" and extra["target"]["prompt"] == result.target_prompt
     assert extra["alpha"] == 1.0 and extra["blocks"] == NAMES and extra["steps"] == [0, 2]
-    assert extra["mask"] == "all" and extra["k"] == 3 and extra["mask_at"] == {"step": 1, "block": 2}
+    assert extra["mask"] == "all" and extra["foreground"] == "score" and extra["k"] == 3
+    assert extra["mask_at"] == {"step": 1, "block": 2}
     assert set(extra["channels"]) == set(NAMES) and all(len(c) == 3 for c in extra["channels"].values())
     assert (result.request.out / extra["source"]["session"]).is_file()
 
@@ -236,6 +239,18 @@ def test_image_source_is_refused_elsewhere(tiny_pipelines, tmp_path):
         transport(request_for("sd3", tiny_pipelines("sd3"), tmp_path / "sd3", source_prompt=None, source_image=picture))
 
 
+def test_transport_masks_take_the_foreground_rule(tmp_path):
+    """Channels dimmer on the subject (as FLUX.2's): the paper's rule masks the background, the border rule the subject."""
+    session = write_synthetic_session(tmp_path / "dark.h5", grid=(8, 8), k=3, dark_subject=True)
+    subject = np.zeros((8, 8), bool)
+    subject[:4, :4] = True
+    paper, at = foreground(session, None, None)
+    border, _ = foreground(session, None, None, "border")
+    np.testing.assert_array_equal(paper, ~subject)
+    np.testing.assert_array_equal(border, subject)
+    assert at == (1, 2)
+
+
 def test_bad_requests_are_refused(tmp_path):
     for changes, message in [
         (dict(source_prompt=None), "exactly one source"),
@@ -244,6 +259,7 @@ def test_bad_requests_are_refused(tmp_path):
         (dict(alphas=(0.5, 1.5)), "alpha must be in"),
         (dict(mask="left"), "unknown mask"),
         (dict(inversion="ddim"), "unknown inversion"),
+        (dict(foreground="largest"), "unknown foreground rule 'largest'; use score, border"),
     ]:
         with pytest.raises(BadRequest, match=message):
             transport(request_for("flux", Path("/unused"), tmp_path, **changes))

@@ -38,10 +38,15 @@ def test_a_run_shows_source_target_and_the_result_the_slider_picks(editor, qtbot
     fill(editor, tiny_pipelines("flux"))
     editor.blocks.setText("0:2")
     editor.window.setText("1:")
+    assert editor.mask.currentText() == "all" and not editor.foreground.isEnabled()  # no mask, no foreground to pick
+    editor.mask.setCurrentText("union")
+    editor.foreground.setCurrentIndex(editor.foreground.findData("border"))
+    assert editor.foreground.isEnabled()
     with qtbot.waitSignal(editor.runner.finished, timeout=120_000):
         editor.run_button.click()
     qtbot.waitUntil(lambda: editor.report is not None)
     assert editor.report["alphas"] == [0.0, 0.5, 1.0] and editor.report["blocks"] == ["double.0", "double.1"]
+    assert (editor.report["mask"], editor.report["foreground"]) == ("union", "border")
     assert editor.alpha.isEnabled() and editor.alpha.maximum() == 2 and editor.run_button.isEnabled()
     editor.alpha.setValue(0)
     shown = pixels(editor.result_panel.image.pixmap().toImage())
