@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Sequence
 
 COLORS = {"top": (214, 39, 40), "bottom": (31, 119, 180), "random": (110, 110, 110), "unperturbed": (0, 0, 0)}
-_FALLBACK = [(44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207)]
+# Series without a strategy's colour (blocks, variants): eight distinct colours, then the markers change.
+_FALLBACK = [(44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207), (140, 86, 75), (227, 119, 194),
+             (188, 189, 34), (0, 0, 0)]
+_FALLBACK_SYMBOLS = ("o", "s", "t", "d")
 _DASHES = {"top": "solid", "bottom": "dash", "random": "dot", "unperturbed": "dashdot"}
 _SYMBOLS = {"top": "o", "bottom": "s", "random": "t", "unperturbed": None}
 DRAW_ORDER = ("unperturbed", "random", "top", "bottom")  # later is on top: bottom-k over the flat reference
@@ -31,8 +34,8 @@ def _app():
 def style(label: str, index: int) -> tuple[tuple[int, int, int], str, str | None]:
     """(colour, dash, marker) of a series: the strategies' own, else by position."""
     base = label.removesuffix("-k")
-    return (COLORS.get(base, _FALLBACK[index % len(_FALLBACK)]), _DASHES.get(base, "solid"),
-            _SYMBOLS.get(base, "o"))
+    symbol = _FALLBACK_SYMBOLS[(index // len(_FALLBACK)) % len(_FALLBACK_SYMBOLS)]
+    return (COLORS.get(base, _FALLBACK[index % len(_FALLBACK)]), _DASHES.get(base, "solid"), _SYMBOLS.get(base, symbol))
 
 
 def draw_lines(layout, series: Series, x_label: str, y_label: str, unit_interval: bool = False,

@@ -95,3 +95,12 @@ def test_png_resolution_and_file_types(qtbot, settings, session_path, tmp_path):
     assert with_suffix(Path("v1.2"), "PNG image (*.png)") == Path("v1.2.png")
     saved = window.save_as(tmp_path / "my-triangle")
     assert saved is not None and saved.path == tmp_path / "my-triangle.h5"
+
+
+def test_a_figure_of_many_blocks_gives_each_its_own_colour_and_marker():
+    from massivelens.gui.figures import style
+
+    looks = [style(f"single.{i}", i) for i in range(12)]
+    assert len({colour for colour, _, _ in looks[:8]}) == 8  # a six-block model's curves never share a colour
+    assert len({(colour, marker) for colour, _, marker in looks}) == 12
+    assert style("top-k", 5)[0] == style("top", 0)[0]  # the strategies keep their own colours
