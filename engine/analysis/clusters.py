@@ -74,7 +74,7 @@ def _order(labels: np.ndarray, means: list[float], rule: str) -> np.ndarray:
     edge = np.zeros(labels.shape[-2:], bool)
     edge[[0, -1], :] = edge[:, [0, -1]] = True
     border = labels[..., edge].ravel()
-    share = np.array([np.mean(border == c) for c in range(len(means))])
+    share = np.array([np.mean(border == c) if np.isfinite(m) else np.inf for c, m in enumerate(means)])  # empty: last
     return np.lexsort((score, share))
 
 

@@ -75,6 +75,14 @@ def test_the_api_clusters_the_shipped_flux2_example_and_finds_its_subject_off_th
     assert mask_iou(subject, reference) > 0.5 > mask_iou(massivelens.cluster_tokens(maps)[1], reference)
 
 
+def test_the_border_rule_never_calls_an_empty_cluster_the_foreground():
+    from massivelens.engine.analysis.clusters import _order
+
+    labels = np.zeros((4, 4), np.int64)
+    labels[1:3, 1:3] = 2  # cluster 2 in the middle, cluster 0 around it, cluster 1 empty
+    assert list(_order(labels, [0.2, -np.inf, 0.9], "border")) == [2, 0, 1]
+
+
 def test_an_unknown_foreground_rule_is_a_clear_error():
     maps, _ = subject_maps()
     with pytest.raises(BadRequest, match="unknown foreground rule 'largest'.*score, border"):
